@@ -1,0 +1,297 @@
+//! `reliability.toml`: loading, strict validation, and where every value came from.
+//!
+//! Layers, lowest first: built-in defaults, the file, the environment, the command line
+//! (see `cli`). Parsing is strict (`deny_unknown_fields`) so that a typo is an error that
+//! points at the key, never a silently ignored setting. Every value keeps its [`Origin`] so
+//! that a later check (an undeclared marker in `include`, a bad expression) can still say
+//! `reliability.toml:7:12` rather than just "invalid".
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::markers::{self, Catalogue, Marker};
+
+/// The configuration file's name, looked for at the workspace root.
+pub const FILE_NAME: &str = "reliability.toml";
+
+/// Where a setting came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// Built in.
+    Default,
+    /// A position in the configuration file (1-based line and column).
+    File {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column, in characters.
+        column: usize,
+    },
+    /// An environment variable.
+    Env(&'static str),
+    /// A command-line flag.
+    Flag(&'static str),
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::Default => f.write_str("the built-in default"),
+            Origin::File { path, line, column } => write!(f, "{}:{line}:{column}", path.display()),
+            Origin::Env(var) => write!(f, "environment variable {var}"),
+            Origin::Flag(flag) => write!(f, "flag {flag}"),
+        }
+    }
+}
+
+/// A value and where it came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sourced<T> {
+    /// The value.
+    pub value: T,
+    /// Its origin.
+    pub origin: Origin,
+}
+
+/// Selection settings as layered from file, environment and command line.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SelectionSettings {
+    /// Opt-in markers to run as well (`--include`).
+    pub include: Vec<Sourced<String>>,
+    /// Markers whose tests are removed (`--exclude`).
+    pub exclude: Vec<Sourced<String>>,
+    /// Marker expression (`-m`); decides selection by itself when present.
+    pub markexpr: Option<Sourced<String>>,
+    /// Name expression (`-k`).
+    pub keyword: Option<Sourced<String>>,
+}
+
+/// The run configuration after the file layer.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Config {
+    /// The file it was read from, if any.
+    pub path: Option<PathBuf>,
+    /// Declared markers (built-ins plus `[markers]`).
+    pub markers: Catalogue,
+    /// `[selection]`, to be overridden by environment and flags.
+    pub selection: SelectionSettings,
+}
+
+/// A configuration file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("failed to read {path}: {source}", path = path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML, or does not fit the schema.
+    #[error("invalid {origin}: {message}")]
+    Invalid {
+        /// Where (file:line:column, or the file alone when the parser gave no position).
+        origin: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSchema {
+    #[serde(default)]
+    markers: BTreeMap<Spanned<String>, MarkerSchema>,
+    #[serde(default)]
+    selection: SelectionSchema,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct MarkerSchema {
+    description: String,
+    #[serde(default)]
+    opt_in: bool,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct SelectionSchema {
+    #[serde(default)]
+    include: Vec<Spanned<String>>,
+    #[serde(default)]
+    exclude: Vec<Spanned<String>>,
+    markexpr: Option<Spanned<String>>,
+    keyword: Option<Spanned<String>>,
+}
+
+/// 1-based line and character column of byte `offset` in `text`.
+pub fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    (line, before[line_start..].chars().count() + 1)
+}
+
+impl Config {
+    /// Reads and validates the file at `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        Config::parse(&text, path)
+    }
+
+    /// Parses file contents; `path` is used for positions in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let at = |offset: usize| {
+            let (line, column) = line_column(text, offset);
+            Origin::File { path: path.to_path_buf(), line, column }
+        };
+        let schema: FileSchema = toml::from_str(text).map_err(|err| ConfigError::Invalid {
+            origin: match err.span() {
+                Some(span) => at(span.start).to_string(),
+                None => path.display().to_string(),
+            },
+            message: err.message().trim_end().to_string(),
+        })?;
+
+        let mut catalogue = Catalogue::default();
+        for (name, decl) in schema.markers {
+            if !markers::is_valid_name(name.get_ref()) {
+                return Err(ConfigError::Invalid {
+                    origin: at(name.span().start).to_string(),
+                    message: format!(
+                        "marker name `{}` is not an identifier (letters, digits and `_`, \
+                         not starting with a digit, not `and`/`or`/`not`)",
+                        name.get_ref()
+                    ),
+                });
+            }
+            catalogue.declare(name.into_inner(), Marker { description: decl.description, opt_in: decl.opt_in });
+        }
+
+        let sourced = |value: Spanned<String>| Sourced { origin: at(value.span().start), value: value.into_inner() };
+        let sel = schema.selection;
+        Ok(Config {
+            path: Some(path.to_path_buf()),
+            markers: catalogue,
+            selection: SelectionSettings {
+                include: sel.include.into_iter().map(sourced).collect(),
+                exclude: sel.exclude.into_iter().map(sourced).collect(),
+                markexpr: sel.markexpr.map(sourced),
+                keyword: sel.keyword.map(sourced),
+            },
+        })
+    }
+
+    /// Finds the file: an explicit path must exist; otherwise `reliability.toml` in the
+    /// package directory cargo and nextest give the test binary (`CARGO_MANIFEST_DIR`), then in
+    /// the current directory. No file means the built-in defaults.
+    pub fn discover(explicit: Option<&Sourced<PathBuf>>, manifest_dir: Option<&Path>) -> Result<Config, ConfigError> {
+        if let Some(explicit) = explicit {
+            return Config::load(&explicit.value);
+        }
+        let candidates = manifest_dir.map(|d| d.join(FILE_NAME)).into_iter().chain([PathBuf::from(FILE_NAME)]);
+        for candidate in candidates {
+            if candidate.is_file() {
+                return Config::load(&candidate);
+            }
+        }
+        Ok(Config::default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, String> {
+        Config::parse(text, Path::new("reliability.toml")).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn empty_file_is_the_defaults() {
+        let config = parse("").unwrap();
+        assert_eq!(config.markers, Catalogue::default());
+        assert_eq!(config.selection, SelectionSettings::default());
+    }
+
+    #[test]
+    fn markers_and_selection_are_read_with_positions() {
+        let config = parse(
+            "[markers]\nsmoke = { description = \"quick\" }\nsoak = { description = \"hours\", opt-in = true }\n\
+             \n[selection]\ninclude = [\"soak\"]\nmarkexpr = \"smoke or soak\"\n",
+        )
+        .unwrap();
+        assert!(!config.markers.is_opt_in("smoke"));
+        assert!(config.markers.is_opt_in("soak"));
+        assert!(config.markers.is_opt_in("e2e"));
+        let include = &config.selection.include[0];
+        assert_eq!(include.value, "soak");
+        assert_eq!(include.origin.to_string(), "reliability.toml:6:12");
+        assert_eq!(config.selection.markexpr.as_ref().unwrap().origin.to_string(), "reliability.toml:7:12");
+    }
+
+    #[test]
+    fn unknown_key_names_line_column_and_valid_keys() {
+        let err = parse("[markers]\nsmoke = { description = \"x\", optin = true }\n").unwrap_err();
+        assert!(err.starts_with("invalid reliability.toml:2:30: unknown field `optin`"), "{err}");
+        assert!(err.contains("`description`") && err.contains("`opt-in`"), "{err}");
+
+        let err = parse("\n\n[selectoin]\n").unwrap_err();
+        assert!(err.starts_with("invalid reliability.toml:3:2: unknown field `selectoin`"), "{err}");
+        assert!(err.contains("expected `markers` or `selection`"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_and_syntax_name_their_position() {
+        let err = parse("[selection]\ninclude = \"e2e\"\n").unwrap_err();
+        assert!(
+            err.starts_with("invalid reliability.toml:2:11: invalid type: string \"e2e\", expected a sequence"),
+            "{err}"
+        );
+
+        let err = parse("[markers]\nsmoke = { description = \"x\", opt-in = yes }\n").unwrap_err();
+        assert!(err.starts_with("invalid reliability.toml:2:39:"), "{err}");
+
+        let err = parse("[markers]\nsmoke = { }\n").unwrap_err();
+        assert!(err.starts_with("invalid reliability.toml:2:9: missing field `description`"), "{err}");
+    }
+
+    #[test]
+    fn marker_names_must_be_identifiers() {
+        let err = parse("[markers]\n\"my-marker\" = { description = \"x\" }\n").unwrap_err();
+        assert!(err.starts_with("invalid reliability.toml:2:1: marker name `my-marker` is not an identifier"), "{err}");
+    }
+
+    #[test]
+    fn line_column_counts_characters() {
+        let text = "ab\ncé d\n";
+        assert_eq!(line_column(text, 0), (1, 1));
+        assert_eq!(line_column(text, 3), (2, 1));
+        let d = text.find('d').unwrap();
+        assert_eq!(line_column(text, d), (2, 4));
+    }
+
+    #[test]
+    fn explicit_missing_file_is_an_error_but_absent_default_is_not() {
+        let missing = Sourced {
+            value: PathBuf::from("/nonexistent/reliability.toml"),
+            origin: Origin::Env("RELIABILITY_CONFIG"),
+        };
+        let err = Config::discover(Some(&missing), None).unwrap_err().to_string();
+        assert!(err.starts_with("failed to read /nonexistent/reliability.toml:"), "{err}");
+        // Unit tests run in harness/, which has no reliability.toml.
+        let config = Config::discover(None, Some(Path::new("/nonexistent"))).unwrap();
+        assert_eq!(config.path, None);
+        assert_eq!(config.markers, Catalogue::default());
+    }
+}

@@ -1,0 +1,55 @@
+//! Errors that end a run before tests execute, and the documented exit codes.
+
+use crate::cli::UsageError;
+use crate::config::ConfigError;
+use crate::markers::UnknownMarker;
+use crate::registry::DuplicateName;
+use crate::selection::SelectionError;
+
+/// Exit code: every selected test passed (or nothing was run by a plain libtest filter).
+pub const EXIT_OK: u8 = 0;
+/// Exit code: at least one test failed (libtest's code, which cargo understands).
+pub const EXIT_TESTS_FAILED: u8 = 101;
+/// Exit code: bad flag, variable, expression, marker or `reliability.toml`.
+pub const EXIT_USAGE: u8 = 2;
+/// Exit code: `-m`/`-k`/`--include`/`--exclude` left nothing to run (pytest's code).
+pub const EXIT_NOTHING_SELECTED: u8 = 5;
+
+/// Why a run stopped before running tests.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The command line or an environment variable.
+    #[error(transparent)]
+    Usage(#[from] UsageError),
+    /// libtest-mimic's own parser refused the remaining arguments.
+    #[error("{0}")]
+    Libtest(String),
+    /// `reliability.toml`.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A test uses an undeclared marker.
+    #[error(transparent)]
+    UnknownMarker(#[from] UnknownMarker),
+    /// A selection setting is invalid.
+    #[error(transparent)]
+    Selection(#[from] SelectionError),
+    /// Two tests share a name.
+    #[error(transparent)]
+    Duplicate(#[from] DuplicateName),
+    /// nextest asked for a test by exact name and there is none: never report that as a pass.
+    #[error("test `{0}` was requested with --exact under cargo-nextest but does not exist in this binary")]
+    ExactMissing(String),
+    /// Our selection left nothing to run.
+    #[error("no tests selected: {0}")]
+    NothingSelected(String),
+}
+
+impl Error {
+    /// The documented exit code.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::NothingSelected(_) => EXIT_NOTHING_SELECTED,
+            _ => EXIT_USAGE,
+        }
+    }
+}

@@ -1,0 +1,129 @@
+//! # reliability-harness
+//!
+//! A pytest-style test framework for Rust on [libtest-mimic]: tests are plain functions with one
+//! attribute carrying their markers; selection works like pytest (`--include e2e`,
+//! `-m "e2e and not slow"`, `-k delivery`); `cargo test`, cargo-nextest and IDE run buttons keep
+//! working because the runner is libtest-compatible.
+//!
+//! ```toml
+//! # Cargo.toml
+//! [[test]]
+//! name = "reliability"
+//! path = "suites/main.rs"
+//! harness = false
+//! ```
+//!
+//! ```ignore
+//! // suites/main.rs
+//! mod delivery;
+//!
+//! fn main() -> std::process::ExitCode {
+//!     reliability_harness::main()
+//! }
+//!
+//! // suites/delivery.rs
+//! use reliability_harness as rh;
+//!
+//! #[rh::test(e2e)]
+//! async fn baseline_100_spans() -> Result<(), String> {
+//!     Ok(())
+//! }
+//!
+//! #[rh::test(e2e, slow)]
+//! #[case(10_000)]
+//! #[case(id = "100k", 100_000, markers(chaos))]
+//! fn ladder(spans: usize) {
+//!     assert!(spans > 0);
+//! }
+//! ```
+//!
+//! The stages, each in its own module: [`registry`] (what the attribute registered) →
+//! [`selection`] (markers, expressions; pure) → `run` (libtest-mimic, summary, exit code).
+//! [`config`] reads `reliability.toml`; [`cli`] takes our flags out of argv.
+//!
+//! ## Exit codes
+//! 0 ok; 101 test failures (libtest's); 2 usage or configuration error; 5 nothing selected by
+//! `-m`/`-k`/`--include`/`--exclude` (pytest's code). A plain libtest filter that matches
+//! nothing still exits 0, so `cargo test <filter>` across a workspace keeps working.
+//!
+//! ## Known limitations
+//! - Tests run on libtest-mimic's thread pool in this process: an `abort()` or segfault ends
+//!   the whole binary, and output is not captured (process isolation comes with the runner).
+//! - libtest-mimic prints no reason next to a statically ignored test, so the reasons of tests
+//!   gated by opt-in markers are printed after the run, grouped, as pytest's `SKIPPED [n]`.
+//!
+//! [libtest-mimic]: https://docs.rs/libtest-mimic
+
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod expr;
+pub mod markers;
+pub mod registry;
+mod run;
+pub mod selection;
+
+pub use reliability_harness_macros::test;
+pub use run::{main, run};
+
+thread_local! {
+    static CURRENT_TEST: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// The name of the test running on this thread (`module::function[case]`), as in `--list`.
+///
+/// `None` outside a test. `async` tests run on a current-thread runtime on the test's thread,
+/// so this works there too; threads the test spawns itself do not inherit it.
+pub fn current_test() -> Option<String> {
+    CURRENT_TEST.with(|c| c.borrow().clone())
+}
+
+/// Sets the current test for the life of the guard (also when the test panics).
+struct CurrentTest;
+
+impl CurrentTest {
+    fn enter(name: String) -> CurrentTest {
+        CURRENT_TEST.with(|c| *c.borrow_mut() = Some(name));
+        CurrentTest
+    }
+}
+
+impl Drop for CurrentTest {
+    fn drop(&mut self) {
+        CURRENT_TEST.with(|c| *c.borrow_mut() = None);
+    }
+}
+
+/// Support for the attribute macro's expansion. Not a public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::registry::TestDef;
+    pub use inventory;
+
+    /// What a test function may return: `()` or `Result<(), E: Debug>` (like `main`).
+    pub trait TestOutput {
+        /// `Err` carries the failure message.
+        fn into_result(self) -> Result<(), String>;
+    }
+
+    impl TestOutput for () {
+        fn into_result(self) -> Result<(), String> {
+            Ok(())
+        }
+    }
+
+    impl<E: std::fmt::Debug> TestOutput for Result<(), E> {
+        fn into_result(self) -> Result<(), String> {
+            self.map_err(|e| format!("test returned an error: {e:?}"))
+        }
+    }
+
+    /// Runs an `async` test body to completion on a fresh current-thread tokio runtime, so that
+    /// tests do not share a reactor (one test's blocked runtime cannot stall another).
+    pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
+        match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(runtime) => runtime.block_on(future),
+            Err(err) => panic!("failed to start a tokio runtime for the test: {err}"),
+        }
+    }
+}

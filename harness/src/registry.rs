@@ -1,0 +1,143 @@
+//! The registry: every `#[test]` of the binary, collected through `inventory`.
+//!
+//! The attribute macro emits one static [`TestDef`] per test (per case, when parametrized);
+//! [`collect`] turns them into [`TestCase`]s with stable names `module::path::function[id]`,
+//! sorted, and refuses duplicates. Nothing here decides what runs; see `selection`.
+
+use std::collections::HashMap;
+
+/// One registered test, as the attribute macro writes it. Not constructed by hand.
+#[derive(Debug)]
+pub struct TestDef {
+    /// `module_path!()` at the definition: the crate name, then modules.
+    pub module_path: &'static str,
+    /// The function's name.
+    pub function: &'static str,
+    /// The parametrized case id, if any.
+    pub case: Option<&'static str>,
+    /// Markers of the test and of the case, as written.
+    pub markers: &'static [&'static str],
+    /// Source location, for error messages.
+    pub file: &'static str,
+    /// Source line of the attribute's expansion.
+    pub line: u32,
+    /// Runs the test; `Err` carries the failure message.
+    pub run: fn() -> Result<(), String>,
+}
+
+inventory::collect!(TestDef);
+
+/// A test ready for selection: its stable name, markers and body.
+#[derive(Clone, Debug)]
+pub struct TestCase {
+    /// `module::path::function` or `module::path::function[id]`, without the crate name —
+    /// the same in `--list`, JSON output and reports.
+    pub name: String,
+    /// Markers, deduplicated, in the order written.
+    pub markers: Vec<&'static str>,
+    /// `file:line` of the definition.
+    pub location: String,
+    /// The body.
+    pub run: fn() -> Result<(), String>,
+}
+
+impl TestCase {
+    /// Builds the stable name and marker list from a definition.
+    pub fn from_def(def: &TestDef) -> TestCase {
+        // `module_path!()` starts with the crate name; libtest's names do not.
+        let module = def.module_path.split_once("::").map(|(_, rest)| rest);
+        let mut name = match module {
+            Some(module) => format!("{module}::{}", def.function),
+            None => def.function.to_string(),
+        };
+        if let Some(case) = def.case {
+            name.push('[');
+            name.push_str(case);
+            name.push(']');
+        }
+        let mut markers: Vec<&'static str> = Vec::with_capacity(def.markers.len());
+        for marker in def.markers {
+            if !markers.contains(marker) {
+                markers.push(marker);
+            }
+        }
+        TestCase { name, markers, location: format!("{}:{}", def.file, def.line), run: def.run }
+    }
+
+    /// Whether the test carries `marker`.
+    pub fn has_marker(&self, marker: &str) -> bool {
+        self.markers.contains(&marker)
+    }
+}
+
+/// Two tests registered under one name.
+#[derive(Debug, thiserror::Error)]
+#[error("two tests are named `{name}` ({first} and {second}); rename one or give the cases distinct ids")]
+pub struct DuplicateName {
+    /// The shared name.
+    pub name: String,
+    /// Location of one definition.
+    pub first: String,
+    /// Location of the other.
+    pub second: String,
+}
+
+/// Every test registered in this binary, sorted by name.
+pub fn collect() -> Result<Vec<TestCase>, DuplicateName> {
+    from_defs(inventory::iter::<TestDef>)
+}
+
+/// Builds the sorted, duplicate-free test list from definitions.
+pub fn from_defs<'a>(defs: impl IntoIterator<Item = &'a TestDef>) -> Result<Vec<TestCase>, DuplicateName> {
+    let mut tests: Vec<TestCase> = defs.into_iter().map(TestCase::from_def).collect();
+    tests.sort_by(|a, b| a.name.cmp(&b.name));
+    for pair in tests.windows(2) {
+        if pair[0].name == pair[1].name {
+            return Err(DuplicateName {
+                name: pair[0].name.clone(),
+                first: pair[0].location.clone(),
+                second: pair[1].location.clone(),
+            });
+        }
+    }
+    Ok(tests)
+}
+
+/// Name → index, for O(1) `--exact` lookups (nextest starts one process per test).
+pub fn index_by_name(tests: &[TestCase]) -> HashMap<&str, usize> {
+    tests.iter().enumerate().map(|(i, t)| (t.name.as_str(), i)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok() -> Result<(), String> {
+        Ok(())
+    }
+
+    const fn def(module_path: &'static str, function: &'static str, case: Option<&'static str>) -> TestDef {
+        TestDef { module_path, function, case, markers: &["e2e", "slow", "e2e"], file: "f.rs", line: 1, run: ok }
+    }
+
+    #[test]
+    fn names_drop_the_crate_and_carry_the_case_id() {
+        let defs = [
+            def("reliability::delivery", "baseline", None),
+            def("reliability", "top", None),
+            def("reliability::a::b", "p", Some("10-x")),
+        ];
+        let tests = from_defs(&defs).unwrap();
+        let names: Vec<&str> = tests.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["a::b::p[10-x]", "delivery::baseline", "top"]);
+        assert_eq!(tests[0].markers, ["e2e", "slow"]);
+    }
+
+    #[test]
+    fn duplicate_names_are_refused_with_both_locations() {
+        let defs = [def("c::m", "t", None), def("c::m", "t", None)];
+        let err = from_defs(&defs).unwrap_err();
+        assert_eq!(err.name, "m::t");
+        assert!(err.to_string().contains("f.rs:1 and f.rs:1"));
+    }
+}

@@ -1,0 +1,10 @@
+//! The reliability suites: `cargo test --test reliability -- --include e2e`.
+//!
+//! One module per suite. Tests register themselves with `#[rh::test(markers...)]`; the
+//! harness selects, runs and reports them (see the README for selection flags).
+
+mod smoke;
+
+fn main() -> std::process::ExitCode {
+    reliability_harness::main()
+}
