@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# The project's whole test run: formatting, lints, every test of the workspace, the main job,
+# and the harness under real cargo-nextest. The README names this script; .ci/run calls it.
+# Installs what it needs that a fresh machine may lack; safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==== %s\n' "$*"; }
+fail() { printf 'ci/test.sh: %s\n' "$*" >&2; exit 1; }
+
+step "tools"
+rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
+rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
+cargo nextest --version >/dev/null 2>&1 || cargo install cargo-nextest --locked
+cargo --version && cargo nextest --version | head -1
+
+step "rustfmt"
+cargo fmt --all -- --check
+
+step "clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "tests (cargo test --workspace)"
+cargo test --workspace --locked
+
+step "main job (cargo test --test reliability -- --include e2e)"
+cargo test --locked --test reliability -- --include e2e
+
+step "cargo-nextest: the workspace"
+cargo nextest run --workspace --locked --no-fail-fast
+
+# The fixture suite under real cargo-nextest: the default run skips the 8 opt-in tests as
+# ignored; --run-ignored all runs all 14. Every PASS must be a body that really ran (each
+# fixture test logs its name), so a gated test can never be reported passed without running.
+nextest_fixture() {
+  local want_passed=$1 want_skipped=$2; shift 2
+  local log out
+  log=$(mktemp) out=$(mktemp)
+  FIXTURE_RUN_LOG=$log cargo nextest run --locked -p harness-selftest --test fixture_suite "$@" 2>&1 | tee "$out"
+  grep -q "${want_passed} tests run: ${want_passed} passed, ${want_skipped} skipped" "$out" \
+    || fail "nextest $*: expected ${want_passed} passed, ${want_skipped} skipped"
+  local ran unique
+  ran=$(wc -l < "$log") unique=$(sort -u "$log" | wc -l)
+  [ "$ran" -eq "$want_passed" ] && [ "$unique" -eq "$want_passed" ] \
+    || fail "nextest $*: reported ${want_passed} passed but ${ran} bodies ran (${unique} distinct)"
+  rm -f "$log" "$out"
+}
+step "cargo-nextest: fixture suite, default selection"
+nextest_fixture 6 8
+step "cargo-nextest: fixture suite, --run-ignored all"
+nextest_fixture 14 0 --run-ignored all
