@@ -8,7 +8,7 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-use crate::config::{Origin, SelectionSettings, Sourced};
+use crate::config::{Origin, RunSettings, SelectionSettings, Sourced};
 
 /// One of our flags: its spellings, its variable, whether it takes a value, and its help.
 struct FlagSpec {
@@ -69,6 +69,76 @@ const FLAGS: &[FlagSpec] = &[
         value: Some("PATH"),
         help: "read this file instead of reliability.toml at the workspace root",
     },
+    FlagSpec {
+        long: "--isolation",
+        short: None,
+        env: "RELIABILITY_ISOLATION",
+        value: Some("process|thread"),
+        help: "run each test in a child process (default) or on threads of this one",
+    },
+    FlagSpec {
+        long: "--timeout",
+        short: None,
+        env: "RELIABILITY_TIMEOUT",
+        value: Some("SECS"),
+        help: "default per-test timeout; 0 disables (a test's own `timeout` wins)",
+    },
+    FlagSpec {
+        long: "--reruns",
+        short: None,
+        env: "RELIABILITY_RERUNS",
+        value: Some("N"),
+        help: "retry a failing test up to N times; a later pass is reported as flaky",
+    },
+    FlagSpec {
+        long: "--reruns-delay",
+        short: None,
+        env: "RELIABILITY_RERUNS_DELAY",
+        value: Some("SECS"),
+        help: "pause between retries",
+    },
+    FlagSpec {
+        long: "--flaky-fails",
+        short: None,
+        env: "RELIABILITY_FLAKY_FAILS",
+        value: None,
+        help: "count flaky tests as failures",
+    },
+    FlagSpec {
+        long: "--exitfirst",
+        short: Some("-x"),
+        env: "RELIABILITY_EXITFIRST",
+        value: None,
+        help: "stop after the first failure (--maxfail 1)",
+    },
+    FlagSpec {
+        long: "--maxfail",
+        short: None,
+        env: "RELIABILITY_MAXFAIL",
+        value: Some("N"),
+        help: "stop scheduling after N failures; the rest are reported as not run",
+    },
+    FlagSpec {
+        long: "--last-failed",
+        short: Some("--lf"),
+        env: "RELIABILITY_LAST_FAILED",
+        value: None,
+        help: "run only the tests that failed in the last run (all if none did)",
+    },
+    FlagSpec {
+        long: "--failed-first",
+        short: Some("--ff"),
+        env: "RELIABILITY_FAILED_FIRST",
+        value: None,
+        help: "run the tests that failed in the last run first",
+    },
+    FlagSpec {
+        long: "--durations",
+        short: None,
+        env: "RELIABILITY_DURATIONS",
+        value: Some("N"),
+        help: "print the N slowest setup/call/teardown phases (0: all)",
+    },
 ];
 
 /// libtest-mimic 0.8's flags: those taking a value, and the others. Anything else starting
@@ -123,6 +193,8 @@ pub enum UsageError {
 pub struct Cli {
     /// Selection settings from environment and flags (to layer over the file's).
     pub selection: SelectionSettings,
+    /// Runner settings from environment and flags (to layer over the file's).
+    pub run: RunSettings,
     /// `--markers`.
     pub list_markers: bool,
     /// `--collect-only`.
@@ -250,7 +322,28 @@ impl Cli {
             "--markers" => self.list_markers = parse_bool(spec.env, &value)?,
             "--collect-only" => self.collect_only = parse_bool(spec.env, &value)?,
             "--config" => self.config = Some(Sourced { value: PathBuf::from(value), origin }),
-            other => unreachable!("flag {other} has no handler"),
+            long => {
+                let run = &mut self.run;
+                let slot = match long {
+                    "--isolation" => &mut run.isolation,
+                    "--timeout" => &mut run.timeout,
+                    "--reruns" => &mut run.reruns,
+                    "--reruns-delay" => &mut run.reruns_delay,
+                    "--flaky-fails" => &mut run.flaky_fails,
+                    "--maxfail" => &mut run.maxfail,
+                    "--last-failed" => &mut run.last_failed,
+                    "--failed-first" => &mut run.failed_first,
+                    "--durations" => &mut run.durations,
+                    "--exitfirst" => {
+                        if parse_bool(spec.env, &value)? {
+                            run.maxfail = Some(Sourced { value: "1".into(), origin });
+                        }
+                        return Ok(());
+                    }
+                    other => unreachable!("flag {other} has no handler"),
+                };
+                *slot = Some(Sourced { value, origin });
+            }
         }
         Ok(())
     }
@@ -272,7 +365,7 @@ impl Cli {
         }
         out.push_str(
             "\nEXIT CODES: 0 ok, 101 test failures, 2 usage or configuration error, \
-             5 nothing selected by -m/-k/--include/--exclude\n\nLIBTEST OPTIONS:",
+             5 nothing selected by -m/-k/--include/--exclude, 130 interrupted\n\nLIBTEST OPTIONS:",
         );
         out
     }
@@ -376,6 +469,18 @@ mod tests {
         assert!(err.contains("libtest flags: --skip --format"), "{err}");
         assert_eq!(parse(&["-m"], &[]).unwrap_err().to_string(), "flag `-m` needs a value");
         assert_eq!(parse(&["--skip"], &[]).unwrap_err().to_string(), "flag `--skip` needs a value");
+    }
+
+    #[test]
+    fn runner_flags_land_in_run_settings() {
+        let cli = parse(&["-x", "--timeout=2", "--lf", "--isolation", "thread"], &[("RELIABILITY_RERUNS", "3")]).unwrap();
+        let run = cli.run;
+        assert_eq!(run.maxfail.unwrap().value, "1");
+        assert_eq!(run.timeout.unwrap().value, "2");
+        assert_eq!(run.last_failed.unwrap().value, "1");
+        assert_eq!(run.isolation.unwrap().value, "thread");
+        let reruns = run.reruns.unwrap();
+        assert_eq!((reruns.value.as_str(), reruns.origin.clone()), ("3", Origin::Env("RELIABILITY_RERUNS")));
     }
 
     #[test]

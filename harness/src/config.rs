@@ -71,6 +71,47 @@ pub struct SelectionSettings {
     pub keyword: Option<Sourced<String>>,
 }
 
+/// Runner settings as layered from file, environment and command line, still unparsed so that
+/// one validator (`RunOptions::resolve`) can name the origin of a bad value.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RunSettings {
+    /// `process` or `thread`.
+    pub isolation: Option<Sourced<String>>,
+    /// Default per-test timeout in seconds; 0 disables.
+    pub timeout: Option<Sourced<String>>,
+    /// Retries after a failure.
+    pub reruns: Option<Sourced<String>>,
+    /// Seconds between retries.
+    pub reruns_delay: Option<Sourced<String>>,
+    /// A flaky test fails the run.
+    pub flaky_fails: Option<Sourced<String>>,
+    /// Stop after this many failures.
+    pub maxfail: Option<Sourced<String>>,
+    /// Print the N slowest phases (0: all).
+    pub durations: Option<Sourced<String>>,
+    /// Run only the tests that failed last time.
+    pub last_failed: Option<Sourced<String>>,
+    /// Run the tests that failed last time first.
+    pub failed_first: Option<Sourced<String>>,
+}
+
+impl RunSettings {
+    /// `self` with every value that `over` sets replaced.
+    pub fn layered(self, over: RunSettings) -> RunSettings {
+        RunSettings {
+            isolation: over.isolation.or(self.isolation),
+            timeout: over.timeout.or(self.timeout),
+            reruns: over.reruns.or(self.reruns),
+            reruns_delay: over.reruns_delay.or(self.reruns_delay),
+            flaky_fails: over.flaky_fails.or(self.flaky_fails),
+            maxfail: over.maxfail.or(self.maxfail),
+            durations: over.durations.or(self.durations),
+            last_failed: over.last_failed.or(self.last_failed),
+            failed_first: over.failed_first.or(self.failed_first),
+        }
+    }
+}
+
 /// The run configuration after the file layer.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Config {
@@ -80,6 +121,8 @@ pub struct Config {
     pub markers: Catalogue,
     /// `[selection]`, to be overridden by environment and flags.
     pub selection: SelectionSettings,
+    /// `[run]`, to be overridden by environment and flags.
+    pub run: RunSettings,
 }
 
 /// A configuration file that cannot be used.
@@ -111,6 +154,20 @@ struct FileSchema {
     markers: BTreeMap<Spanned<String>, MarkerSchema>,
     #[serde(default)]
     selection: SelectionSchema,
+    #[serde(default)]
+    run: RunSchema,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RunSchema {
+    isolation: Option<Spanned<String>>,
+    timeout: Option<Spanned<f64>>,
+    reruns: Option<Spanned<u32>>,
+    reruns_delay: Option<Spanned<f64>>,
+    flaky_fails: Option<Spanned<bool>>,
+    maxfail: Option<Spanned<u32>>,
+    durations: Option<Spanned<u32>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -179,6 +236,23 @@ impl Config {
         }
 
         let sourced = |value: Spanned<String>| Sourced { origin: at(value.span().start), value: value.into_inner() };
+        let text_of = |value: Option<Spanned<String>>| value.map(sourced);
+        fn shown<T: ToString>(value: Spanned<T>) -> Spanned<String> {
+            let span = value.span();
+            Spanned::new(span, value.into_inner().to_string())
+        }
+        let run = schema.run;
+        let run = RunSettings {
+            isolation: text_of(run.isolation),
+            timeout: text_of(run.timeout.map(shown)),
+            reruns: text_of(run.reruns.map(shown)),
+            reruns_delay: text_of(run.reruns_delay.map(shown)),
+            flaky_fails: text_of(run.flaky_fails.map(shown)),
+            maxfail: text_of(run.maxfail.map(shown)),
+            durations: text_of(run.durations.map(shown)),
+            last_failed: None,
+            failed_first: None,
+        };
         let sel = schema.selection;
         Ok(Config {
             path: Some(path.to_path_buf()),
@@ -189,6 +263,7 @@ impl Config {
                 markexpr: sel.markexpr.map(sourced),
                 keyword: sel.keyword.map(sourced),
             },
+            run,
         })
     }
 
@@ -248,7 +323,7 @@ mod tests {
 
         let err = parse("\n\n[selectoin]\n").unwrap_err();
         assert!(err.starts_with("invalid reliability.toml:3:2: unknown field `selectoin`"), "{err}");
-        assert!(err.contains("expected `markers` or `selection`"), "{err}");
+        assert!(err.contains("expected one of `markers`, `selection`, `run`"), "{err}");
     }
 
     #[test]
@@ -264,6 +339,18 @@ mod tests {
 
         let err = parse("[markers]\nsmoke = { }\n").unwrap_err();
         assert!(err.starts_with("invalid reliability.toml:2:9: missing field `description`"), "{err}");
+    }
+
+    #[test]
+    fn run_section_is_typed_and_keeps_positions() {
+        let config = parse("[run]\ntimeout = 30\nreruns-delay = 0.5\nisolation = \"thread\"\nflaky-fails = true\n").unwrap();
+        let timeout = config.run.timeout.unwrap();
+        assert_eq!((timeout.value.as_str(), timeout.origin.to_string().as_str()), ("30", "reliability.toml:2:11"));
+        assert_eq!(config.run.reruns_delay.unwrap().value, "0.5");
+        assert_eq!(config.run.isolation.unwrap().value, "thread");
+        assert_eq!(config.run.flaky_fails.unwrap().value, "true");
+        let err = parse("[run]\nreruns = -1\n").unwrap_err();
+        assert!(err.starts_with("invalid reliability.toml:2:10:"), "{err}");
     }
 
     #[test]

@@ -14,6 +14,10 @@ pub const EXIT_TESTS_FAILED: u8 = 101;
 pub const EXIT_USAGE: u8 = 2;
 /// Exit code: `-m`/`-k`/`--include`/`--exclude` left nothing to run (pytest's code).
 pub const EXIT_NOTHING_SELECTED: u8 = 5;
+/// Exit code: a child process could not report its result (internal; the parent names it).
+pub const EXIT_INTERNAL: u8 = 3;
+/// Exit code: interrupted by Ctrl-C or SIGTERM (128 + SIGINT); reports of what ran are written.
+pub const EXIT_INTERRUPTED: u8 = 130;
 
 /// Why a run stopped before running tests.
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +34,12 @@ pub enum Error {
     /// A test uses an undeclared marker.
     #[error(transparent)]
     UnknownMarker(#[from] UnknownMarker),
+    /// A runner setting is invalid.
+    #[error(transparent)]
+    Options(#[from] crate::options::InvalidValue),
+    /// The run could not be set up (a directory, a limit).
+    #[error("{0}")]
+    Runtime(String),
     /// A selection setting is invalid.
     #[error(transparent)]
     Selection(#[from] SelectionError),
@@ -49,6 +59,7 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::NothingSelected(_) => EXIT_NOTHING_SELECTED,
+            Error::Runtime(_) => EXIT_INTERNAL,
             _ => EXIT_USAGE,
         }
     }

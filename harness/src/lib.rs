@@ -47,22 +47,36 @@
 //! nothing still exits 0, so `cargo test <filter>` across a workspace keeps working.
 //!
 //! ## Known limitations
-//! - Tests run on libtest-mimic's thread pool in this process: an `abort()` or segfault ends
-//!   the whole binary, and output is not captured (process isolation comes with the runner).
+//! - Thread isolation (`--isolation thread`) runs tests on libtest-mimic's pool in this
+//!   process: an `abort()` or segfault there ends the binary, output is not captured, and a
+//!   timed-out test's thread is abandoned, not killed. Process isolation (the default) has
+//!   none of these limits, at the price of a process start per test.
 //! - libtest-mimic prints no reason next to a statically ignored test, so the reasons of tests
 //!   gated by opt-in markers are printed after the run, grouped, as pytest's `SKIPPED [n]`.
 //!
 //! [libtest-mimic]: https://docs.rs/libtest-mimic
 
+pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod error;
+mod execute;
 pub mod expr;
+pub mod fixture;
+mod io;
+mod isolate;
 pub mod markers;
+pub mod options;
+pub mod outcome;
 pub mod registry;
 mod run;
+mod schedule;
 pub mod selection;
+mod signals;
+pub mod summary;
 
+pub use execute::skip;
+pub use fixture::{BoxError, Fixture, RunConfig, Scope, Setup, TempDir};
 pub use reliability_harness_macros::test;
 pub use run::{main, run};
 
@@ -97,8 +111,15 @@ impl Drop for CurrentTest {
 /// Support for the attribute macro's expansion. Not a public API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::registry::TestDef;
+    pub use crate::execute::{Interrupted, TestCall};
+    pub use crate::fixture::Shared;
+    pub use crate::registry::{Isolation, Settings, SkipIf, TestDef, Xfail};
     pub use inventory;
+
+    /// The parent-side hook for a fixture a test takes (see `Fixture::SHARED`).
+    pub fn share_hook<T: crate::Fixture>(shared: &Shared) -> Result<Option<(&'static str, String)>, String> {
+        crate::fixture::share_from_parent::<T>(shared)
+    }
 
     /// What a test function may return: `()` or `Result<(), E: Debug>` (like `main`).
     pub trait TestOutput {

@@ -21,8 +21,91 @@ pub struct TestDef {
     pub file: &'static str,
     /// Source line of the attribute's expansion.
     pub line: u32,
-    /// Runs the test; `Err` carries the failure message.
-    pub run: fn() -> Result<(), String>,
+    /// Settings from the attribute.
+    pub settings: Settings,
+    /// For each fixture the test takes directly: sets it up in the parent if it is shared.
+    pub shares: &'static [ShareFn],
+    /// Runs the test: requests its fixtures from the call, then calls the body through it.
+    pub run: RunFn,
+}
+
+/// The body as the macro wraps it.
+pub type RunFn = fn(&mut crate::execute::TestCall<'_>) -> Result<(), crate::execute::Interrupted>;
+
+/// Sets up a `SHARED` session fixture in the parent; `Ok(None)` for other fixtures.
+pub type ShareFn = fn(&crate::fixture::Shared) -> Result<Option<(&'static str, String)>, String>;
+
+/// Where a test runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Isolation {
+    /// In a child process of its own (the default): crashes, hangs and memory limits are
+    /// contained and output is captured.
+    Process,
+    /// On libtest-mimic's thread pool in this process: fast, no containment.
+    Thread,
+}
+
+impl Isolation {
+    /// `process` or `thread`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Isolation::Process => "process",
+            Isolation::Thread => "thread",
+        }
+    }
+}
+
+/// An expected failure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Xfail {
+    /// Why it is expected to fail.
+    pub reason: &'static str,
+    /// A pass is then a failure (`xpassed` strict).
+    pub strict: bool,
+}
+
+/// A run-time skip condition.
+#[derive(Clone, Copy, Debug)]
+pub struct SkipIf {
+    /// Evaluated just before the test.
+    pub condition: fn() -> bool,
+    /// The reason shown when it skips.
+    pub reason: &'static str,
+}
+
+/// Per-test settings from the attribute; `None` means the run's default.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Settings {
+    /// Timeout in seconds (`timeout = 30`).
+    pub timeout: Option<f64>,
+    /// Retries after a failure (`retries = 2`).
+    pub retries: Option<u32>,
+    /// Runs with the machine to itself (`serial = true`); `slow` tests default to serial.
+    pub serial: Option<bool>,
+    /// Test threads this test occupies (`threads = 4`).
+    pub threads: Option<u32>,
+    /// `isolation = "thread"` or `"process"`.
+    pub isolation: Option<Isolation>,
+    /// Address-space limit in MiB on top of the child's start-up size (process mode).
+    pub memory_limit_mb: Option<u64>,
+    /// `xfail = "reason"` / `xfail_strict = "reason"`.
+    pub xfail: Option<Xfail>,
+    /// `skip_if(condition, "reason")`.
+    pub skip_if: Option<SkipIf>,
+}
+
+impl Settings {
+    /// No settings: every value from the run's defaults.
+    pub const DEFAULT: Settings = Settings {
+        timeout: None,
+        retries: None,
+        serial: None,
+        threads: None,
+        isolation: None,
+        memory_limit_mb: None,
+        xfail: None,
+        skip_if: None,
+    };
 }
 
 inventory::collect!(TestDef);
@@ -37,8 +120,12 @@ pub struct TestCase {
     pub markers: Vec<&'static str>,
     /// `file:line` of the definition.
     pub location: String,
+    /// Settings from the attribute.
+    pub settings: Settings,
+    /// Shared-fixture hooks of the fixtures it takes.
+    pub shares: &'static [ShareFn],
     /// The body.
-    pub run: fn() -> Result<(), String>,
+    pub run: RunFn,
 }
 
 impl TestCase {
@@ -61,12 +148,24 @@ impl TestCase {
                 markers.push(marker);
             }
         }
-        TestCase { name, markers, location: format!("{}:{}", def.file, def.line), run: def.run }
+        TestCase {
+            name,
+            markers,
+            location: format!("{}:{}", def.file, def.line),
+            settings: def.settings,
+            shares: def.shares,
+            run: def.run,
+        }
     }
 
     /// Whether the test carries `marker`.
     pub fn has_marker(&self, marker: &str) -> bool {
         self.markers.contains(&marker)
+    }
+
+    /// The suite: the first module of the name (`delivery` for `delivery::baseline`), or `""`.
+    pub fn suite(&self) -> &str {
+        self.name.split_once("::").map_or("", |(suite, _)| suite)
     }
 }
 
@@ -112,12 +211,22 @@ pub fn index_by_name(tests: &[TestCase]) -> HashMap<&str, usize> {
 mod tests {
     use super::*;
 
-    fn ok() -> Result<(), String> {
+    fn ok(_: &mut crate::execute::TestCall<'_>) -> Result<(), crate::execute::Interrupted> {
         Ok(())
     }
 
     const fn def(module_path: &'static str, function: &'static str, case: Option<&'static str>) -> TestDef {
-        TestDef { module_path, function, case, markers: &["e2e", "slow", "e2e"], file: "f.rs", line: 1, run: ok }
+        TestDef {
+            module_path,
+            function,
+            case,
+            markers: &["e2e", "slow", "e2e"],
+            file: "f.rs",
+            line: 1,
+            settings: Settings::DEFAULT,
+            shares: &[],
+            run: ok,
+        }
     }
 
     #[test]

@@ -1,22 +1,41 @@
-//! The run: registry → selection → libtest-mimic → summary, and the exit code.
+//! The run: registry → selection → schedule/execute (through libtest-mimic) → reports, and the
+//! exit code.
 //!
-//! This is the only module that touches the process (argv, environment, stdout). Each stage it
-//! calls is pure and tested on its own.
+//! This is the only module that touches the process (argv, environment, signals, stdout);
+//! each stage it calls is tested on its own. Three ways in:
+//! - a child (`RELIABILITY_CHILD` set): run one test in-process, write its result, exit;
+//! - `--exact NAME` (cargo-nextest, IDEs): run that test in this process, whatever selects;
+//! - otherwise: select, then schedule every test through libtest-mimic's pool.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use clap::Parser as _;
 use libtest_mimic::{Arguments, Conclusion, FormatSetting, Trial};
 
+use crate::cache::LastFailed;
 use crate::cli::Cli;
 use crate::config::{Config, SelectionSettings};
-use crate::error::Error;
-use crate::registry::{self, TestCase};
+use crate::error::{EXIT_INTERRUPTED, EXIT_OK, EXIT_TESTS_FAILED, Error};
+use crate::fixture::Shared;
+use crate::options::RunOptions;
+use crate::outcome::TestReport;
+use crate::registry::{self, Isolation, TestCase};
+use crate::schedule::{RunCtx, Slots};
 use crate::selection::{Decision, Selection};
+use crate::summary::Summary;
+
+static LOADED_CONFIG: OnceLock<Config> = OnceLock::new();
+
+/// The configuration this run loaded (for the `RunConfig` fixture).
+pub(crate) fn loaded_config() -> Option<&'static Config> {
+    LOADED_CONFIG.get()
+}
 
 /// Runs the tests of this binary with the process's arguments and environment.
 ///
@@ -64,7 +83,7 @@ pub fn run(tests: Vec<TestCase>, args: Vec<OsString>, env: &dyn Fn(&str) -> Opti
         Err(err) if !err.use_stderr() => {
             // --help: clap renders libtest's part.
             print!("{err}");
-            return Ok(crate::error::EXIT_OK);
+            return Ok(EXIT_OK);
         }
         Err(err) => {
             let message = err.to_string();
@@ -82,85 +101,200 @@ pub fn run(tests: Vec<TestCase>, args: Vec<OsString>, env: &dyn Fn(&str) -> Opti
     }
     let settings = layer(config.selection.clone(), cli.selection.clone());
     let selection = Selection::new(&settings, &config.markers)?;
+    let mut options = RunOptions::resolve(&config.run.clone().layered(cli.run.clone()))?;
+    let config = LOADED_CONFIG.get_or_init(|| config);
+
+    let index = registry::index_by_name(&tests);
+    let exact = libtest.filter.as_deref().filter(|_| libtest.exact).map(|name| (name, index.get(name).copied()));
+
+    if let Some(result_path) = env(crate::isolate::CHILD_ENV) {
+        let Some((_, Some(i))) = exact else {
+            return Err(Error::ExactMissing(libtest.filter.clone().unwrap_or_default()));
+        };
+        return Ok(match crate::isolate::child_main(&tests[i], std::path::Path::new(&result_path)) {
+            Ok(()) => EXIT_OK,
+            Err(message) => {
+                eprintln!("error: {message}");
+                crate::error::EXIT_INTERNAL
+            }
+        });
+    }
 
     if cli.list_markers {
-        print_markers(&config, &tests);
-        return Ok(crate::error::EXIT_OK);
+        print_markers(config, &tests);
+        return Ok(EXIT_OK);
     }
 
-    // `--exact NAME` always runs NAME, gated or deselected: it is how nextest and IDEs run one
-    // test, and a test they asked for must never be reported as passing without running.
-    if libtest.exact {
-        if let Some(filter) = &libtest.filter {
-            let index = registry::index_by_name(&tests);
-            match index.get(filter.as_str()) {
-                Some(&i) => {
-                    let test = &tests[i];
-                    // Under `--ignored` libtest runs only ignored trials; flag it to match.
-                    let trial = trial(test).with_ignored_flag(libtest.ignored);
-                    return Ok(exit_code(&libtest_mimic::run(&libtest, vec![trial])));
-                }
-                None if env("NEXTEST").as_deref() == Some("1") => return Err(Error::ExactMissing(filter.clone())),
-                None => {}
+    let output_dir = crate::io::output_dir(env);
+    let mut summary = Summary::default();
+    let (order, in_process): (Vec<(usize, Decision)>, bool) = match exact {
+        // `--exact NAME` always runs NAME, gated or deselected, in this process: it is how
+        // nextest and IDEs run one test, and a test they asked for must never pass unrun.
+        Some((_, Some(i))) => {
+            if let Some(limit) = tests[i].settings.memory_limit_mb {
+                crate::isolate::limit_memory(limit).map_err(Error::Runtime)?;
             }
+            (vec![(i, Decision::Run)], true)
         }
+        Some((name, None)) if env("NEXTEST").as_deref() == Some("1") => return Err(Error::ExactMissing(name.into())),
+        _ => {
+            let decisions: Vec<Decision> = tests.iter().map(|t| selection.decide(t, &config.markers)).collect();
+            if cli.collect_only {
+                print_collection(&tests, &decisions);
+            }
+            (apply_last_failed(&tests, decisions, &options, &output_dir, &mut summary), false)
+        }
+    };
+    if in_process {
+        options.isolation = Isolation::Thread;
     }
 
-    let decisions: Vec<Decision> = tests.iter().map(|t| selection.decide(t, &config.markers)).collect();
-    if cli.collect_only {
-        print_collection(&tests, &decisions);
-    }
+    let (events, reports) = std::sync::mpsc::channel::<TestReport>();
+    let ctx = Arc::new(RunCtx {
+        slots: Slots::new(
+            libtest.test_threads.or_else(|| std::thread::available_parallelism().ok().map(Into::into)).unwrap_or(1)
+                as u32,
+        ),
+        options,
+        nocapture: libtest.nocapture,
+        shared: Arc::new(Shared::default()),
+        failures: AtomicU32::new(0),
+        interrupted: Arc::new(AtomicBool::new(false)),
+        suite_remaining: Mutex::new(HashMap::new()),
+        handed_over: Mutex::new(BTreeMap::new()),
+        config_path: config.path.clone(),
+        scratch: output_dir.join("children"),
+        events,
+    });
 
     let mut trials = Vec::new();
-    let mut gated_reasons = BTreeMap::<String, Vec<&str>>::new();
-    let mut deselected = 0u64;
-    for (test, decision) in tests.iter().zip(&decisions) {
-        match decision {
-            Decision::Run => trials.push(trial(test)),
+    for (i, decision) in &order {
+        let test = &tests[*i];
+        let trial = match decision {
+            Decision::Run => trial(test, &ctx).with_ignored_flag(in_process && libtest.ignored),
             Decision::Gated { missing } => {
-                let trial = trial(test).with_ignored_flag(true);
+                let trial = trial(test, &ctx).with_ignored_flag(true);
                 if !libtest.is_filtered_out(&trial) && libtest.is_ignored(&trial) {
-                    gated_reasons.entry(Decision::gate_reason(missing)).or_default().push(&test.name);
+                    summary.gated.entry(Decision::gate_reason(missing)).or_default().push(test.name.clone());
                 }
-                trials.push(trial);
+                trial
             }
-            Decision::Deselected { .. } => deselected += 1,
+            Decision::Deselected { .. } => {
+                summary.deselected += 1;
+                continue;
+            }
+        };
+        let runs = !libtest.is_filtered_out(&trial) && !libtest.is_ignored(&trial);
+        if runs && ctx.isolation_of(test) == Isolation::Thread {
+            *ctx.suite_remaining.lock().unwrap_or_else(|e| e.into_inner()).entry(test.suite().to_string()).or_default() +=
+                1;
         }
+        trials.push(trial);
     }
 
     let would_run = trials.iter().filter(|t| !libtest.is_ignored(t)).count();
-    if selection.is_active() && would_run == 0 && !libtest.list {
-        let summary = describe_selection(&settings);
+    if !in_process && selection.is_active() && would_run == 0 && !libtest.list {
         return Err(Error::NothingSelected(format!(
-            "{summary} left none of the {} tests to run ({deselected} deselected, {} gated by opt-in markers)",
+            "{} left none of the {} tests to run ({} deselected, {} gated by opt-in markers)",
+            describe_selection(&settings),
             tests.len(),
+            summary.deselected,
             trials.len()
         )));
     }
     if cli.collect_only {
-        return Ok(crate::error::EXIT_OK);
+        return Ok(EXIT_OK);
+    }
+    if !libtest.list && !in_process {
+        crate::signals::stop_on_interrupt(&ctx.interrupted);
+        if ctx.options.isolation == Isolation::Process || tests.iter().any(|t| t.settings.isolation.is_some()) {
+            std::fs::create_dir_all(&ctx.scratch)
+                .map_err(|e| Error::Runtime(format!("failed to create {}: {e}", ctx.scratch.display())))?;
+        }
     }
 
     let conclusion = libtest_mimic::run(&libtest, trials);
-    let machine_output =
-        libtest.list || matches!(libtest.format, Some(FormatSetting::Json)) || libtest.logfile.is_some();
-    if !machine_output {
-        print_summary(&conclusion, deselected, &gated_reasons, started.elapsed().as_secs_f64());
+    let reports: Vec<TestReport> = reports.try_iter().collect();
+    let session_errors = ctx.shared.lock_session().teardown_all();
+    if libtest.list {
+        return Ok(EXIT_OK);
     }
-    Ok(exit_code(&conclusion))
+
+    let interrupted = ctx.interrupted.load(Ordering::SeqCst);
+    summary.filtered_out = conclusion.num_filtered_out;
+    summary.session_errors = session_errors;
+    summary.elapsed = started.elapsed();
+    if !in_process {
+        write_outputs(&output_dir, &reports, &ctx.options, &mut summary);
+    }
+    let machine_output = matches!(libtest.format, Some(FormatSetting::Json)) || libtest.logfile.is_some();
+    if !machine_output {
+        print!("{}", summary.render(&reports, ctx.options.durations, ctx.options.flaky_fails));
+    }
+    for error in &summary.session_errors {
+        eprintln!("error: {error}");
+    }
+    Ok(exit_code(&conclusion, interrupted, !summary.session_errors.is_empty()))
 }
 
-fn exit_code(conclusion: &Conclusion) -> u8 {
-    if conclusion.has_failed() { crate::error::EXIT_TESTS_FAILED } else { crate::error::EXIT_OK }
+/// `--lf` keeps only last run's failures (all tests if there were none); `--ff` puts them first.
+fn apply_last_failed(
+    tests: &[TestCase],
+    decisions: Vec<Decision>,
+    options: &RunOptions,
+    output_dir: &std::path::Path,
+    summary: &mut Summary,
+) -> Vec<(usize, Decision)> {
+    let mut order: Vec<(usize, Decision)> = decisions.into_iter().enumerate().collect();
+    if !options.last_failed && !options.failed_first {
+        return order;
+    }
+    let cache = LastFailed::load(output_dir);
+    let failed = |i: usize| cache.failed.contains(&tests[i].name);
+    let any_failed = order.iter().any(|(i, d)| failed(*i) && !matches!(d, Decision::Deselected { .. }));
+    if options.last_failed && any_failed {
+        for (i, decision) in &mut order {
+            if !failed(*i) && !matches!(decision, Decision::Deselected { .. }) {
+                *decision = Decision::Deselected { reason: "passed in the last run (--lf)".into() };
+            }
+        }
+        summary.notes.push(format!("run the last failures only: {} test(s) (--lf)", cache.failed.len()));
+    } else if options.last_failed {
+        summary.notes.push("no previously failed tests: running all (--lf)".into());
+    }
+    if options.failed_first {
+        order.sort_by_key(|(i, _)| !failed(*i));
+    }
+    order
 }
 
-fn trial(test: &TestCase) -> Trial {
-    let run = test.run;
-    let name = test.name.clone();
-    Trial::test(test.name.clone(), move || {
-        let _current = crate::CurrentTest::enter(name);
-        run().map_err(Into::into)
-    })
+fn write_outputs(dir: &std::path::Path, reports: &[TestReport], options: &RunOptions, summary: &mut Summary) {
+    let report = serde_json::json!({ "schema": "reliability-report/0", "tests": reports });
+    let written = serde_json::to_vec_pretty(&report)
+        .map_err(|e| format!("failed to encode the report: {e}"))
+        .and_then(|json| crate::io::write_file(&dir.join("report.json"), &json));
+    let mut cache = LastFailed::load(dir);
+    cache.update(reports, options.flaky_fails);
+    for result in [written, cache.save(dir).map(drop)] {
+        if let Err(err) = result {
+            summary.notes.push(format!("warning: {err}"));
+        }
+    }
+}
+
+fn exit_code(conclusion: &Conclusion, interrupted: bool, session_errors: bool) -> u8 {
+    if interrupted {
+        EXIT_INTERRUPTED
+    } else if conclusion.has_failed() || session_errors {
+        EXIT_TESTS_FAILED
+    } else {
+        EXIT_OK
+    }
+}
+
+fn trial(test: &TestCase, ctx: &Arc<RunCtx>) -> Trial {
+    let (test_owned, ctx) = (test.clone(), Arc::clone(ctx));
+    Trial::ignorable_test(test.name.clone(), move || ctx.run_test(&test_owned))
 }
 
 fn describe_selection(settings: &SelectionSettings) -> String {
@@ -209,22 +343,4 @@ fn print_collection(tests: &[TestCase], decisions: &[Decision]) {
     for line in deselected {
         println!("  deselected: {line}");
     }
-}
-
-fn print_summary(conclusion: &Conclusion, deselected: u64, gated: &BTreeMap<String, Vec<&str>>, seconds: f64) {
-    if !gated.is_empty() {
-        println!("short test summary info");
-        for (reason, names) in gated {
-            println!("SKIPPED [{}] {reason}", names.len());
-        }
-    }
-    let counts = [
-        (conclusion.num_passed, "passed"),
-        (conclusion.num_failed, "failed"),
-        (conclusion.num_ignored, "skipped"),
-        (deselected + conclusion.num_filtered_out, "deselected"),
-    ];
-    let parts: Vec<String> = counts.iter().filter(|(n, _)| *n > 0).map(|(n, what)| format!("{n} {what}")).collect();
-    let body = if parts.is_empty() { "no tests ran".to_string() } else { parts.join(", ") };
-    println!("==== {body} in {seconds:.2}s ====");
 }

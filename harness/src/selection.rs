@@ -139,12 +139,19 @@ mod tests {
     use super::*;
     use crate::markers::Marker;
 
-    fn ok() -> Result<(), String> {
+    fn ok(_: &mut crate::execute::TestCall<'_>) -> Result<(), crate::execute::Interrupted> {
         Ok(())
     }
 
     fn test(name: &str, markers: &[&'static str]) -> TestCase {
-        TestCase { name: name.to_string(), markers: markers.to_vec(), location: String::new(), run: ok }
+        TestCase {
+            name: name.to_string(),
+            markers: markers.to_vec(),
+            location: String::new(),
+            settings: crate::registry::Settings::DEFAULT,
+            shares: &[],
+            run: ok,
+        }
     }
 
     fn flag(value: &str, flag: &'static str) -> Sourced<String> {

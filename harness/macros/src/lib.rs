@@ -17,7 +17,7 @@ use quote::{format_ident, quote};
 use syn::ext::IdentExt;
 use syn::parse::{Parse, ParseStream};
 use syn::punctuated::Punctuated;
-use syn::{Attribute, Expr, ExprLit, FnArg, Ident, ItemFn, Lit, LitStr, Pat, Token};
+use syn::{Attribute, Expr, ExprLit, FnArg, Ident, ItemFn, Lit, LitStr, Pat, Token, Type};
 
 /// Makes a function a reliability test. Arguments: markers as bare identifiers
 /// (`#[test(e2e, slow)]`). Parametrize with `#[case(args...)]` attributes below it; a case may
@@ -32,29 +32,106 @@ pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {
     }
 }
 
-/// `e2e, slow` — markers. Settings (`key = value`) are reserved for the runner.
+/// `e2e, slow, timeout = 30, xfail = "reason", skip_if(cond, "reason")`: bare identifiers are
+/// markers; `key = value` and `key(...)` are settings.
 struct TestArgs {
     markers: Vec<Ident>,
+    settings: Vec<(Ident, SettingValue)>,
 }
+
+enum SettingValue {
+    Value(Expr),
+    Call(Punctuated<Expr, Token![,]>),
+}
+
+const SETTINGS: &str =
+    "timeout, retries, serial, threads, isolation, memory_limit_mb, xfail, xfail_strict, skip_if(condition, \"reason\")";
 
 impl Parse for TestArgs {
     fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
-        let mut markers = Vec::new();
+        let mut args = TestArgs { markers: Vec::new(), settings: Vec::new() };
         while !input.is_empty() {
             let ident: Ident = input.call(Ident::parse_any)?;
             if input.peek(Token![=]) {
-                return Err(syn::Error::new(
-                    ident.span(),
-                    format!("unknown setting `{ident}`; markers are written bare, e.g. `#[test(e2e, slow)]`"),
-                ));
+                input.parse::<Token![=]>()?;
+                args.settings.push((ident, SettingValue::Value(input.parse()?)));
+            } else if input.peek(syn::token::Paren) {
+                let content;
+                syn::parenthesized!(content in input);
+                args.settings.push((ident, SettingValue::Call(Punctuated::parse_terminated(&content)?)));
+            } else {
+                args.markers.push(ident);
             }
-            markers.push(ident);
             if !input.is_empty() {
                 input.parse::<Token![,]>()?;
             }
         }
-        Ok(TestArgs { markers })
+        Ok(args)
     }
+}
+
+fn lit_str(value: &Expr, what: &str) -> syn::Result<LitStr> {
+    match value {
+        Expr::Lit(ExprLit { lit: Lit::Str(s), .. }) => Ok(s.clone()),
+        other => Err(syn::Error::new_spanned(other, format!("{what} takes a string literal"))),
+    }
+}
+
+/// The `Settings { .. }` expression for the attribute's settings.
+fn settings_tokens(settings: &[(Ident, SettingValue)]) -> syn::Result<TokenStream2> {
+    let p = quote!(::reliability_harness::__private);
+    let mut fields = Vec::new();
+    let mut seen: Vec<String> = Vec::new();
+    for (key, value) in settings {
+        let name = key.to_string();
+        let field = if name == "xfail_strict" { "xfail".to_string() } else { name.clone() };
+        if seen.contains(&field) {
+            return Err(syn::Error::new(key.span(), format!("`{field}` is set twice")));
+        }
+        seen.push(field);
+        let tokens = match (name.as_str(), value) {
+            ("timeout", SettingValue::Value(v)) => quote!(timeout: ::core::option::Option::Some((#v) as f64)),
+            ("retries", SettingValue::Value(v)) => quote!(retries: ::core::option::Option::Some(#v)),
+            ("serial", SettingValue::Value(v)) => quote!(serial: ::core::option::Option::Some(#v)),
+            ("threads", SettingValue::Value(v)) => quote!(threads: ::core::option::Option::Some(#v)),
+            ("memory_limit_mb", SettingValue::Value(v)) => quote!(memory_limit_mb: ::core::option::Option::Some(#v)),
+            ("isolation", SettingValue::Value(v)) => {
+                let s = lit_str(v, "isolation")?;
+                let variant = match s.value().as_str() {
+                    "process" => quote!(Process),
+                    "thread" => quote!(Thread),
+                    other => {
+                        return Err(syn::Error::new(
+                            s.span(),
+                            format!("unknown isolation `{other}`; valid: \"process\", \"thread\""),
+                        ));
+                    }
+                };
+                quote!(isolation: ::core::option::Option::Some(#p::Isolation::#variant))
+            }
+            ("xfail" | "xfail_strict", SettingValue::Value(v)) => {
+                let reason = lit_str(v, &name)?;
+                let strict = name == "xfail_strict";
+                quote!(xfail: ::core::option::Option::Some(#p::Xfail { reason: #reason, strict: #strict }))
+            }
+            ("skip_if", SettingValue::Call(args)) if args.len() == 2 => {
+                let condition = &args[0];
+                let reason = lit_str(&args[1], "skip_if's reason")?;
+                quote!(skip_if: ::core::option::Option::Some(#p::SkipIf {
+                    condition: { fn condition() -> bool { #condition } condition },
+                    reason: #reason,
+                }))
+            }
+            ("skip_if", _) => {
+                return Err(syn::Error::new(key.span(), "write `skip_if(condition, \"reason\")`"));
+            }
+            _ => {
+                return Err(syn::Error::new(key.span(), format!("unknown setting `{name}`; valid settings: {SETTINGS}")));
+            }
+        };
+        fields.push(tokens);
+    }
+    Ok(quote!(#p::Settings { #(#fields,)* ..#p::Settings::DEFAULT }))
 }
 
 /// One `#[case(...)]`: positional arguments plus optional `id = "..."` and `markers(...)`.
@@ -135,6 +212,18 @@ fn value_id(expr: &Expr, param: &str, index: usize) -> String {
     }
 }
 
+enum Param {
+    Fixture(Type),
+    Value(String),
+}
+
+fn is_fixture_type(ty: &Type) -> bool {
+    match ty {
+        Type::Path(path) => !path.path.is_ident("str"),
+        _ => false,
+    }
+}
+
 fn expand(args: TestArgs, mut item: ItemFn) -> syn::Result<TokenStream2> {
     let mut cases = Vec::new();
     let mut kept = Vec::new();
@@ -147,27 +236,39 @@ fn expand(args: TestArgs, mut item: ItemFn) -> syn::Result<TokenStream2> {
     }
     item.attrs = kept;
 
-    let params: Vec<String> = item
-        .sig
-        .inputs
-        .iter()
-        .map(|arg| match arg {
-            FnArg::Typed(pat) => match &*pat.pat {
-                Pat::Ident(ident) => Ok(ident.ident.to_string()),
-                _ => Ok("arg".to_string()),
-            },
-            FnArg::Receiver(r) => Err(syn::Error::new_spanned(r, "a test cannot take `self`")),
-        })
-        .collect::<syn::Result<_>>()?;
-    if cases.is_empty() && !params.is_empty() {
+    // Parameters taken by reference (`&T`, T not `str` or a slice) are fixtures; the others
+    // are case values.
+    let mut params: Vec<Param> = Vec::new();
+    for arg in &item.sig.inputs {
+        let FnArg::Typed(pat) = arg else {
+            return Err(syn::Error::new_spanned(arg, "a test cannot take `self`"));
+        };
+        let name = match &*pat.pat {
+            Pat::Ident(ident) => ident.ident.to_string(),
+            _ => "arg".to_string(),
+        };
+        params.push(match &*pat.ty {
+            Type::Reference(r) if r.mutability.is_none() && is_fixture_type(&r.elem) => Param::Fixture((*r.elem).clone()),
+            Type::Reference(r) if r.mutability.is_some() => {
+                return Err(syn::Error::new_spanned(r, "fixtures are shared: take them as `&T`, not `&mut T`"));
+            }
+            _ => Param::Value(name),
+        });
+    }
+    let value_params: Vec<&String> =
+        params.iter().filter_map(|p| if let Param::Value(n) = p { Some(n) } else { None }).collect();
+    if cases.is_empty() && !value_params.is_empty() {
         return Err(syn::Error::new_spanned(
             &item.sig.inputs,
-            "a test with parameters needs `#[case(...)]` attributes giving their values",
+            "a test with value parameters needs `#[case(...)]` attributes giving them (fixtures are taken as `&T`)",
         ));
     }
     if let Some(generics) = item.sig.generics.lt_token {
         return Err(syn::Error::new(generics.span, "a test cannot be generic"));
     }
+    let settings = settings_tokens(&args.settings)?;
+    let fixture_types: Vec<&Type> =
+        params.iter().filter_map(|p| if let Param::Fixture(t) = p { Some(t) } else { None }).collect();
 
     let fn_name = &item.sig.ident;
     let fn_name_str = fn_name.to_string();
@@ -192,7 +293,7 @@ fn expand(args: TestArgs, mut item: ItemFn) -> syn::Result<TokenStream2> {
         let case_id = index.map(|i| match &case.id {
             Some(id) => id.value(),
             None => {
-                case.args.iter().zip(&params).map(|(arg, param)| value_id(arg, param, i)).collect::<Vec<_>>().join("-")
+                case.args.iter().zip(&value_params).map(|(arg, param)| value_id(arg, param, i)).collect::<Vec<_>>().join("-")
             }
         });
         if let Some(id) = &case_id {
@@ -210,25 +311,45 @@ fn expand(args: TestArgs, mut item: ItemFn) -> syn::Result<TokenStream2> {
         };
         let mut all_markers = markers.clone();
         all_markers.extend(case.markers.iter().map(|m| m.to_string()));
-        let call_args = &case.args;
+        let mut values = case.args.iter();
+        let mut fixture_index = 0usize;
+        let call_args: Vec<TokenStream2> = params
+            .iter()
+            .map(|param| match param {
+                Param::Value(_) => {
+                    let value = values.next();
+                    quote!(#value)
+                }
+                Param::Fixture(_) => {
+                    let var = format_ident!("__fixture_{}", fixture_index);
+                    fixture_index += 1;
+                    quote!(&*#var)
+                }
+            })
+            .collect();
+        let fixture_vars: Vec<Ident> = (0..fixture_types.len()).map(|i| format_ident!("__fixture_{}", i)).collect();
         let call = if is_async {
             quote!(::reliability_harness::__private::block_on(#fn_name(#(#call_args),*)))
         } else {
             quote!(#fn_name(#(#call_args),*))
         };
         let runner = format_ident!("__reliability_run_{}", index.unwrap_or(0));
+        let p = quote!(::reliability_harness::__private);
         registrations.push(quote! {
-            fn #runner() -> ::core::result::Result<(), ::std::string::String> {
-                ::reliability_harness::__private::TestOutput::into_result(#call)
+            fn #runner(__call: &mut #p::TestCall<'_>) -> ::core::result::Result<(), #p::Interrupted> {
+                #(let #fixture_vars = __call.fixture::<#fixture_types>()?;)*
+                __call.call(|| #p::TestOutput::into_result(#call))
             }
-            ::reliability_harness::__private::inventory::submit! {
-                ::reliability_harness::__private::TestDef {
+            #p::inventory::submit! {
+                #p::TestDef {
                     module_path: ::core::module_path!(),
                     function: #fn_name_str,
                     case: #case_id_tokens,
                     markers: &[#(#all_markers),*],
                     file: ::core::file!(),
                     line: ::core::line!(),
+                    settings: #settings,
+                    shares: &[#(#p::share_hook::<#fixture_types>),*],
                     run: #runner,
                 }
             }

@@ -1,0 +1,224 @@
+//! Process isolation: one child process per test attempt.
+//!
+//! The parent re-runs its own executable as `<exe> NAME --exact` with `RELIABILITY_CHILD` set
+//! to a result file. The child (see [`child_main`]) runs that one test in-process — fixtures,
+//! body, teardown of every scope — writes its [`Attempt`] as JSON and exits 0. Its stdout and
+//! stderr go to one file, so their interleaving is kept and a hang still leaves partial
+//! output. The parent owns the clock: past the timeout it kills the child's process group.
+//! A child that leaves no result died: the cause (signal, exit code) is named, with a hint
+//! for stack overflows and allocation failures.
+//!
+//! Children run in their own process group, so a terminal's Ctrl-C reaches only the parent,
+//! which then kills them and still writes its summary.
+
+use std::io::Read;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::execute::{Teardown, execute};
+use crate::fixture::Shared;
+use crate::outcome::{Attempt, Outcome, Phases};
+use crate::registry::TestCase;
+
+/// Set in a child: where to write its result.
+pub(crate) const CHILD_ENV: &str = "RELIABILITY_CHILD";
+/// Set in a child: shared session fixtures, as JSON `{name: shared string}`.
+pub(crate) const SHARED_ENV: &str = "RELIABILITY_SHARED";
+/// Set in a child: its memory limit in MiB.
+pub(crate) const MEMORY_ENV: &str = "RELIABILITY_MEMORY_LIMIT_MB";
+
+/// What the parent needs to start one child.
+#[derive(Debug)]
+pub(crate) struct ChildSpec<'a> {
+    pub(crate) test: &'a TestCase,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) nocapture: bool,
+    /// `RELIABILITY_SHARED` value.
+    pub(crate) shared_env: &'a str,
+    /// The configuration file the parent used, so the child reads the same one.
+    pub(crate) config: Option<&'a Path>,
+    /// Where result and output files go.
+    pub(crate) scratch: &'a Path,
+    pub(crate) interrupted: &'a AtomicBool,
+}
+
+/// The result of one child: the attempt and its captured output.
+#[derive(Debug)]
+pub(crate) struct ChildRun {
+    pub(crate) attempt: Attempt,
+    pub(crate) output: String,
+}
+
+fn scratch_files(dir: &Path) -> (PathBuf, PathBuf) {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    // Several runs may share the directory: the parent's pid keeps their files apart.
+    let n = format!("{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
+    (dir.join(format!("{n}.result.json")), dir.join(format!("{n}.output")))
+}
+
+fn failed_to(what: &str, err: impl std::fmt::Display) -> ChildRun {
+    ChildRun {
+        attempt: Attempt { outcome: Outcome::Error { message: format!("{what}: {err}") }, phases: Phases::default() },
+        output: String::new(),
+    }
+}
+
+fn kill_group(pid: u32) {
+    if let Ok(pid) = i32::try_from(pid) {
+        // The group may already be gone; nothing to do then.
+        let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+    }
+}
+
+/// Runs one attempt of `spec.test` in a child process.
+pub(crate) fn run_child(spec: &ChildSpec<'_>) -> ChildRun {
+    let (result_path, output_path) = scratch_files(spec.scratch);
+    let exe = match std::env::current_exe() {
+        Ok(exe) => exe,
+        Err(err) => return failed_to("failed to find the test executable", err),
+    };
+    let mut cmd = Command::new(exe);
+    cmd.arg(&spec.test.name)
+        .arg("--exact")
+        .env(CHILD_ENV, &result_path)
+        .env(SHARED_ENV, spec.shared_env)
+        .env_remove(MEMORY_ENV)
+        .stdin(Stdio::null())
+        .process_group(0);
+    if let Some(config) = spec.config {
+        cmd.env("RELIABILITY_CONFIG", config);
+    }
+    if let Some(limit) = spec.test.settings.memory_limit_mb {
+        cmd.env(MEMORY_ENV, limit.to_string());
+    }
+    if !spec.nocapture {
+        let file = match std::fs::File::create(&output_path) {
+            Ok(file) => file,
+            Err(err) => return failed_to(&format!("failed to create {}", output_path.display()), err),
+        };
+        match file.try_clone() {
+            Ok(clone) => cmd.stdout(clone).stderr(file),
+            Err(err) => return failed_to("failed to share the output file", err),
+        };
+    }
+    let started = Instant::now();
+    let mut child = match cmd.spawn() {
+        Ok(child) => child,
+        Err(err) => return failed_to("failed to start the test process", err),
+    };
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let waiter = std::thread::spawn(move || {
+        let _ = tx.send(child.wait());
+    });
+
+    let mut ended: Option<Outcome> = None;
+    let status = loop {
+        let tick = match (spec.timeout, ended.is_some()) {
+            (Some(limit), false) => limit.saturating_sub(started.elapsed()).min(Duration::from_millis(50)),
+            _ => Duration::from_millis(50),
+        };
+        match rx.recv_timeout(tick) {
+            Ok(status) => break status,
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                break Err(std::io::Error::other("lost track of the test process"));
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+        }
+        if ended.is_some() {
+            continue;
+        }
+        if spec.interrupted.load(Ordering::SeqCst) {
+            kill_group(pid);
+            ended = Some(Outcome::NotRun { reason: "run interrupted; the test was killed".into() });
+        } else if let Some(limit) = spec.timeout.filter(|limit| started.elapsed() >= *limit) {
+            kill_group(pid);
+            ended = Some(Outcome::TimedOut { after: limit });
+        }
+    };
+    let _ = waiter.join();
+    let elapsed = started.elapsed();
+    // The test may have left its own children behind in the group.
+    kill_group(pid);
+
+    let output = read_lossy(&output_path);
+    let result = std::fs::read(&result_path).ok().and_then(|bytes| serde_json::from_slice::<Attempt>(&bytes).ok());
+    let _ = std::fs::remove_file(&result_path);
+    let _ = std::fs::remove_file(&output_path);
+
+    let attempt = match (ended, result, status) {
+        (Some(outcome), _, _) => Attempt { outcome, phases: Phases { call: elapsed, ..Phases::default() } },
+        (None, Some(attempt), _) => attempt,
+        (None, None, Ok(status)) => Attempt {
+            outcome: Outcome::Crashed { cause: crash_cause(status, &output, spec.test.settings.memory_limit_mb) },
+            phases: Phases { call: elapsed, ..Phases::default() },
+        },
+        (None, None, Err(err)) => failed_to("failed to wait for the test process", err).attempt,
+    };
+    ChildRun { attempt, output }
+}
+
+fn read_lossy(path: &Path) -> String {
+    let mut bytes = Vec::new();
+    if let Ok(mut file) = std::fs::File::open(path) {
+        let _ = file.read_to_end(&mut bytes);
+    }
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// Names why a child died without a result.
+pub(crate) fn crash_cause(status: ExitStatus, output: &str, memory_limit_mb: Option<u64>) -> String {
+    let Some(signal) = status.signal() else {
+        return match status.code() {
+            Some(code) => format!("the test process exited with code {code} before reporting a result"),
+            None => "the test process ended without a status".to_string(),
+        };
+    };
+    let name = nix::sys::signal::Signal::try_from(signal).map(|s| s.as_str()).unwrap_or("unknown signal");
+    let mut cause = format!("killed by signal {signal} ({name})");
+    if output.contains("has overflowed its stack") {
+        cause.push_str(": stack overflow");
+    } else if output.contains("memory allocation of") {
+        match memory_limit_mb {
+            Some(limit) => cause.push_str(&format!(": memory allocation failed (memory limit {limit} MiB exceeded)")),
+            None => cause.push_str(": memory allocation failed"),
+        }
+    } else if signal == nix::sys::signal::Signal::SIGKILL as i32 {
+        cause.push_str(" (not sent by the harness: the kernel's OOM killer?)");
+    } else if signal == nix::sys::signal::Signal::SIGABRT as i32 {
+        cause.push_str(": aborted");
+    }
+    cause
+}
+
+/// The child side: runs the test named on the command line and writes the result.
+pub(crate) fn child_main(test: &TestCase, result_path: &Path) -> Result<(), String> {
+    if let Some(limit) = std::env::var(MEMORY_ENV).ok().and_then(|v| v.parse::<u64>().ok()) {
+        limit_memory(limit)?;
+    }
+    let adopted = match std::env::var(SHARED_ENV) {
+        Ok(json) if !json.is_empty() => {
+            serde_json::from_str(&json).map_err(|e| format!("{SHARED_ENV} is not a JSON object of strings: {e}"))?
+        }
+        _ => Default::default(),
+    };
+    let shared = Shared { adopted, ..Shared::default() };
+    let attempt = execute(test, &shared, Teardown { suite: true, session: true });
+    let json = serde_json::to_vec(&attempt).map_err(|e| format!("failed to encode the result: {e}"))?;
+    std::fs::write(result_path, json).map_err(|e| format!("failed to write {}: {e}", result_path.display()))
+}
+
+/// Caps the address space at its current size plus `limit_mb`, so a test that allocates past
+/// its limit fails its allocation (and aborts) instead of pushing the machine into swap or the
+/// OOM killer.
+pub(crate) fn limit_memory(limit_mb: u64) -> Result<(), String> {
+    let statm = std::fs::read_to_string("/proc/self/statm").map_err(|e| format!("failed to read /proc/self/statm: {e}"))?;
+    let pages: u64 = statm.split_whitespace().next().and_then(|v| v.parse().ok()).unwrap_or(0);
+    let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE).ok().flatten().unwrap_or(4096) as u64;
+    let bytes = pages * page + limit_mb * 1024 * 1024;
+    nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_AS, bytes, bytes)
+        .map_err(|e| format!("failed to set a memory limit of {limit_mb} MiB: {e}"))
+}

@@ -1,0 +1,157 @@
+//! Runner options, validated: the `[run]` layer of file, environment and flags, parsed once
+//! with errors that name where a bad value came from.
+
+use std::time::Duration;
+
+use crate::config::{Origin, RunSettings, Sourced};
+use crate::registry::Isolation;
+
+/// Validated runner options.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunOptions {
+    /// Default isolation (a test's own setting wins).
+    pub isolation: Isolation,
+    /// Default per-test timeout (a test's own setting wins); `None` for no limit.
+    pub timeout: Option<Duration>,
+    /// Retries after a failure (a test's own `retries` wins).
+    pub reruns: u32,
+    /// Pause between retries.
+    pub reruns_delay: Duration,
+    /// A flaky test fails the run.
+    pub flaky_fails: bool,
+    /// Stop scheduling after this many failures.
+    pub maxfail: Option<u32>,
+    /// Print the N slowest phases (`Some(0)`: all).
+    pub durations: Option<usize>,
+    /// Run only last run's failures.
+    pub last_failed: bool,
+    /// Run last run's failures first.
+    pub failed_first: bool,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            isolation: Isolation::Process,
+            timeout: None,
+            reruns: 0,
+            reruns_delay: Duration::ZERO,
+            flaky_fails: false,
+            maxfail: None,
+            durations: None,
+            last_failed: false,
+            failed_first: false,
+        }
+    }
+}
+
+/// A value that does not parse.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid {key} {value:?} (from {origin}): expected {expected}")]
+pub struct InvalidValue {
+    /// The setting.
+    pub key: &'static str,
+    /// The value given.
+    pub value: String,
+    /// Where it came from.
+    pub origin: Origin,
+    /// What would be valid.
+    pub expected: &'static str,
+}
+
+fn parse<T>(
+    item: &Option<Sourced<String>>,
+    key: &'static str,
+    expected: &'static str,
+    f: impl Fn(&str) -> Option<T>,
+) -> Result<Option<T>, InvalidValue> {
+    let Some(item) = item else { return Ok(None) };
+    f(item.value.trim()).map(Some).ok_or_else(|| InvalidValue {
+        key,
+        value: item.value.clone(),
+        origin: item.origin.clone(),
+        expected,
+    })
+}
+
+fn seconds(text: &str) -> Option<Duration> {
+    text.parse::<f64>().ok().and_then(|s| Duration::try_from_secs_f64(s).ok())
+}
+
+fn boolean(text: &str) -> Option<bool> {
+    match text.to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Some(true),
+        "0" | "false" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+impl RunOptions {
+    /// Validates layered settings.
+    pub fn resolve(settings: &RunSettings) -> Result<RunOptions, InvalidValue> {
+        let defaults = RunOptions::default();
+        let isolation = parse(&settings.isolation, "isolation", "one of: process, thread", |v| match v {
+            "process" => Some(Isolation::Process),
+            "thread" => Some(Isolation::Thread),
+            _ => None,
+        })?;
+        let timeout = parse(&settings.timeout, "timeout", "seconds, a number >= 0 (0: no timeout)", seconds)?;
+        Ok(RunOptions {
+            isolation: isolation.unwrap_or(defaults.isolation),
+            timeout: timeout.filter(|t| !t.is_zero()),
+            reruns: parse(&settings.reruns, "reruns", "a whole number >= 0", |v| v.parse().ok())?.unwrap_or(0),
+            reruns_delay: parse(&settings.reruns_delay, "reruns-delay", "seconds, a number >= 0", seconds)?
+                .unwrap_or_default(),
+            flaky_fails: parse(&settings.flaky_fails, "flaky-fails", "a boolean", boolean)?.unwrap_or(false),
+            maxfail: parse(&settings.maxfail, "maxfail", "a whole number >= 1", |v| v.parse().ok().filter(|n| *n > 0))?,
+            durations: parse(&settings.durations, "durations", "a whole number >= 0 (0: all)", |v| v.parse().ok())?,
+            last_failed: parse(&settings.last_failed, "last-failed", "a boolean", boolean)?.unwrap_or(false),
+            failed_first: parse(&settings.failed_first, "failed-first", "a boolean", boolean)?.unwrap_or(false),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flag(value: &str, flag: &'static str) -> Option<Sourced<String>> {
+        Some(Sourced { value: value.to_string(), origin: Origin::Flag(flag) })
+    }
+
+    #[test]
+    fn defaults_and_values() {
+        assert_eq!(RunOptions::resolve(&RunSettings::default()).unwrap(), RunOptions::default());
+        let settings = RunSettings {
+            isolation: flag("thread", "--isolation"),
+            timeout: flag("1.5", "--timeout"),
+            reruns: flag("2", "--reruns"),
+            maxfail: flag("1", "-x"),
+            durations: flag("0", "--durations"),
+            ..Default::default()
+        };
+        let options = RunOptions::resolve(&settings).unwrap();
+        assert_eq!(options.isolation, Isolation::Thread);
+        assert_eq!(options.timeout, Some(Duration::from_millis(1500)));
+        assert_eq!((options.reruns, options.maxfail, options.durations), (2, Some(1), Some(0)));
+        let zero = RunSettings { timeout: flag("0", "--timeout"), ..Default::default() };
+        assert_eq!(RunOptions::resolve(&zero).unwrap().timeout, None);
+    }
+
+    #[test]
+    fn bad_values_name_origin_and_valid_choices() {
+        let settings = RunSettings { isolation: flag("fork", "--isolation"), ..Default::default() };
+        assert_eq!(
+            RunOptions::resolve(&settings).unwrap_err().to_string(),
+            "invalid isolation \"fork\" (from flag --isolation): expected one of: process, thread"
+        );
+        for (settings, key) in [
+            (RunSettings { timeout: flag("-1", "--timeout"), ..Default::default() }, "timeout"),
+            (RunSettings { maxfail: flag("0", "--maxfail"), ..Default::default() }, "maxfail"),
+            (RunSettings { reruns: flag("two", "--reruns"), ..Default::default() }, "reruns"),
+        ] {
+            let err = RunOptions::resolve(&settings).unwrap_err();
+            assert_eq!(err.key, key);
+        }
+    }
+}
