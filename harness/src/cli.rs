@@ -473,7 +473,8 @@ mod tests {
 
     #[test]
     fn runner_flags_land_in_run_settings() {
-        let cli = parse(&["-x", "--timeout=2", "--lf", "--isolation", "thread"], &[("RELIABILITY_RERUNS", "3")]).unwrap();
+        let cli =
+            parse(&["-x", "--timeout=2", "--lf", "--isolation", "thread"], &[("RELIABILITY_RERUNS", "3")]).unwrap();
         let run = cli.run;
         assert_eq!(run.maxfail.unwrap().value, "1");
         assert_eq!(run.timeout.unwrap().value, "2");

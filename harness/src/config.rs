@@ -343,7 +343,8 @@ mod tests {
 
     #[test]
     fn run_section_is_typed_and_keeps_positions() {
-        let config = parse("[run]\ntimeout = 30\nreruns-delay = 0.5\nisolation = \"thread\"\nflaky-fails = true\n").unwrap();
+        let config =
+            parse("[run]\ntimeout = 30\nreruns-delay = 0.5\nisolation = \"thread\"\nflaky-fails = true\n").unwrap();
         let timeout = config.run.timeout.unwrap();
         assert_eq!((timeout.value.as_str(), timeout.origin.to_string().as_str()), ("30", "reliability.toml:2:11"));
         assert_eq!(config.run.reruns_delay.unwrap().value, "0.5");

@@ -141,7 +141,10 @@ pub(crate) fn execute(test: &TestCase, shared: &Shared, teardown: Teardown) -> A
     let _current = crate::CurrentTest::enter(test.name.clone());
     if let Some(skip_if) = test.settings.skip_if {
         if (skip_if.condition)() {
-            return Attempt { outcome: Outcome::Skipped { reason: skip_if.reason.to_string() }, phases: Phases::default() };
+            return Attempt {
+                outcome: Outcome::Skipped { reason: skip_if.reason.to_string() },
+                phases: Phases::default(),
+            };
         }
     }
     let mut call = TestCall::new(shared, test.suite());
@@ -199,11 +202,9 @@ pub(crate) fn execute_with_timeout(
     let Some(timeout) = timeout else { return execute(test, shared, teardown) };
     let (tx, rx) = std::sync::mpsc::channel();
     let (test_owned, shared_owned) = (test.clone(), Arc::clone(shared));
-    let spawned = std::thread::Builder::new()
-        .name(test.name.clone())
-        .spawn(move || {
-            let _ = tx.send(execute(&test_owned, &shared_owned, teardown));
-        });
+    let spawned = std::thread::Builder::new().name(test.name.clone()).spawn(move || {
+        let _ = tx.send(execute(&test_owned, &shared_owned, teardown));
+    });
     if let Err(err) = spawned {
         return Attempt {
             outcome: Outcome::Error { message: format!("failed to start a thread for the test: {err}") },

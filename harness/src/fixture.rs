@@ -102,7 +102,9 @@ pub(crate) fn runtime() -> &'static tokio::runtime::Runtime {
 
 type TeardownFn = for<'a> fn(&'a (dyn Any + Send + Sync)) -> Pin<Box<dyn Future<Output = Result<(), BoxError>> + 'a>>;
 
-fn teardown_erased<T: Fixture>(value: &(dyn Any + Send + Sync)) -> Pin<Box<dyn Future<Output = Result<(), BoxError>> + '_>> {
+fn teardown_erased<T: Fixture>(
+    value: &(dyn Any + Send + Sync),
+) -> Pin<Box<dyn Future<Output = Result<(), BoxError>> + '_>> {
     match value.downcast_ref::<T>() {
         Some(value) => Box::pin(value.teardown()),
         None => Box::pin(async { Err(format!("fixture store holds the wrong type for {}", short_name::<T>()).into()) }),
@@ -295,7 +297,9 @@ pub(crate) fn share_from_parent<T: Fixture>(shared: &Shared) -> Result<Option<(&
     }
     let mut setup = Setup::new(shared, "");
     let value = std::panic::catch_unwind(AssertUnwindSafe(|| runtime().block_on(setup.get::<T>())))
-        .map_err(|panic| format!("fixture {} panicked in setup: {}", short_name::<T>(), crate::execute::panic_message(&*panic)))?
+        .map_err(|panic| {
+            format!("fixture {} panicked in setup: {}", short_name::<T>(), crate::execute::panic_message(&*panic))
+        })?
         .map_err(|err| setup.failure.clone().unwrap_or_else(|| err.to_string()))?;
     let text = value.share().map_err(|e| format!("fixture {} share: {e}", short_name::<T>()))?;
     Ok(Some((short_name::<T>(), text)))

@@ -215,7 +215,8 @@ pub(crate) fn child_main(test: &TestCase, result_path: &Path) -> Result<(), Stri
 /// its limit fails its allocation (and aborts) instead of pushing the machine into swap or the
 /// OOM killer.
 pub(crate) fn limit_memory(limit_mb: u64) -> Result<(), String> {
-    let statm = std::fs::read_to_string("/proc/self/statm").map_err(|e| format!("failed to read /proc/self/statm: {e}"))?;
+    let statm =
+        std::fs::read_to_string("/proc/self/statm").map_err(|e| format!("failed to read /proc/self/statm: {e}"))?;
     let pages: u64 = statm.split_whitespace().next().and_then(|v| v.parse().ok()).unwrap_or(0);
     let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE).ok().flatten().unwrap_or(4096) as u64;
     let bytes = pages * page + limit_mb * 1024 * 1024;

@@ -41,11 +41,13 @@ pub enum Outcome {
         reason: String,
     },
     /// An `xfail` test failed, as expected.
+    #[serde(rename = "xfailed")]
     XFailed {
         /// The xfail reason.
         reason: String,
     },
     /// An `xfail` test passed; a failure when strict.
+    #[serde(rename = "xpassed")]
     XPassed {
         /// The xfail reason.
         reason: String,
@@ -194,6 +196,26 @@ mod tests {
         let flaky = Outcome::Flaky { attempts: 2 };
         assert!(!flaky.is_failure(false) && flaky.is_failure(true));
         assert!(!Outcome::XFailed { reason: "r".into() }.is_retryable());
+    }
+
+    #[test]
+    fn serialized_kind_is_the_label() {
+        let all = [
+            Outcome::Passed,
+            Outcome::Failed { message: String::new() },
+            Outcome::Error { message: String::new() },
+            Outcome::TimedOut { after: Duration::ZERO },
+            Outcome::Crashed { cause: String::new() },
+            Outcome::Skipped { reason: String::new() },
+            Outcome::XFailed { reason: String::new() },
+            Outcome::XPassed { reason: String::new(), strict: false },
+            Outcome::Flaky { attempts: 2 },
+            Outcome::NotRun { reason: String::new() },
+        ];
+        for outcome in all {
+            let json = serde_json::to_value(&outcome).unwrap();
+            assert_eq!(json["kind"], outcome.label());
+        }
     }
 
     #[test]

@@ -186,8 +186,11 @@ pub fn run(tests: Vec<TestCase>, args: Vec<OsString>, env: &dyn Fn(&str) -> Opti
         };
         let runs = !libtest.is_filtered_out(&trial) && !libtest.is_ignored(&trial);
         if runs && ctx.isolation_of(test) == Isolation::Thread {
-            *ctx.suite_remaining.lock().unwrap_or_else(|e| e.into_inner()).entry(test.suite().to_string()).or_default() +=
-                1;
+            *ctx.suite_remaining
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .entry(test.suite().to_string())
+                .or_default() += 1;
         }
         trials.push(trial);
     }

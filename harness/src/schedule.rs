@@ -52,7 +52,11 @@ pub(crate) struct SlotGuard<'a> {
 impl Slots {
     pub(crate) fn new(capacity: u32) -> Slots {
         let capacity = capacity.max(1);
-        Slots { capacity, state: Mutex::new(SlotState { free: capacity, next_ticket: 0, serving: 0 }), changed: Condvar::new() }
+        Slots {
+            capacity,
+            state: Mutex::new(SlotState { free: capacity, next_ticket: 0, serving: 0 }),
+            changed: Condvar::new(),
+        }
     }
 
     /// Waits for `n` slots (at most the capacity, at least one).
@@ -108,7 +112,8 @@ impl RunCtx {
             return Some("run interrupted".into());
         }
         let maxfail = self.options.maxfail?;
-        (self.failures.load(Ordering::SeqCst) >= maxfail).then(|| format!("stopped after {maxfail} failure(s) (--maxfail)"))
+        (self.failures.load(Ordering::SeqCst) >= maxfail)
+            .then(|| format!("stopped after {maxfail} failure(s) (--maxfail)"))
     }
 
     /// Sets up (once) the shared session fixtures `test` takes; returns `RELIABILITY_SHARED`.
@@ -131,7 +136,10 @@ impl RunCtx {
                 let shared_env = match self.handover(test) {
                     Ok(env) => env,
                     Err(message) => {
-                        return (Attempt { outcome: Outcome::Error { message }, phases: Phases::default() }, String::new());
+                        return (
+                            Attempt { outcome: Outcome::Error { message }, phases: Phases::default() },
+                            String::new(),
+                        );
                     }
                 };
                 let spec = ChildSpec {

@@ -63,11 +63,15 @@ impl Summary {
                 .iter()
                 .flat_map(|r| r.attempts.iter().map(move |a| (a, r.name.as_str())))
                 .flat_map(|(a, name)| {
-                    [(a.phases.setup, "setup", name), (a.phases.call, "call", name), (a.phases.teardown, "teardown", name)]
+                    [
+                        (a.phases.setup, "setup", name),
+                        (a.phases.call, "call", name),
+                        (a.phases.teardown, "teardown", name),
+                    ]
                 })
                 .filter(|(d, ..)| !d.is_zero())
                 .collect();
-            phases.sort_by(|a, b| b.0.cmp(&a.0));
+            phases.sort_by_key(|p| std::cmp::Reverse(p.0));
             let shown = if n == 0 { phases.len() } else { n.min(phases.len()) };
             let _ = writeln!(out, "slowest {shown} durations");
             for (duration, phase, name) in &phases[..shown] {
@@ -83,7 +87,13 @@ impl Summary {
             match &report.outcome {
                 Outcome::Skipped { reason } => *runtime_skips.entry(reason).or_default() += 1,
                 Outcome::Passed | Outcome::NotRun { .. } => {}
-                other if other.is_failure(flaky_fails) || matches!(other, Outcome::XFailed { .. } | Outcome::Flaky { .. } | Outcome::XPassed { .. }) => {
+                other
+                    if other.is_failure(flaky_fails)
+                        || matches!(
+                            other,
+                            Outcome::XFailed { .. } | Outcome::Flaky { .. } | Outcome::XPassed { .. }
+                        ) =>
+                {
                     let tag = match other {
                         Outcome::Error { .. } => "ERROR",
                         Outcome::XFailed { .. } => "XFAIL",

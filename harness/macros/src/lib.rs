@@ -44,8 +44,7 @@ enum SettingValue {
     Call(Punctuated<Expr, Token![,]>),
 }
 
-const SETTINGS: &str =
-    "timeout, retries, serial, threads, isolation, memory_limit_mb, xfail, xfail_strict, skip_if(condition, \"reason\")";
+const SETTINGS: &str = "timeout, retries, serial, threads, isolation, memory_limit_mb, xfail, xfail_strict, skip_if(condition, \"reason\")";
 
 impl Parse for TestArgs {
     fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
@@ -126,7 +125,10 @@ fn settings_tokens(settings: &[(Ident, SettingValue)]) -> syn::Result<TokenStrea
                 return Err(syn::Error::new(key.span(), "write `skip_if(condition, \"reason\")`"));
             }
             _ => {
-                return Err(syn::Error::new(key.span(), format!("unknown setting `{name}`; valid settings: {SETTINGS}")));
+                return Err(syn::Error::new(
+                    key.span(),
+                    format!("unknown setting `{name}`; valid settings: {SETTINGS}"),
+                ));
             }
         };
         fields.push(tokens);
@@ -248,7 +250,9 @@ fn expand(args: TestArgs, mut item: ItemFn) -> syn::Result<TokenStream2> {
             _ => "arg".to_string(),
         };
         params.push(match &*pat.ty {
-            Type::Reference(r) if r.mutability.is_none() && is_fixture_type(&r.elem) => Param::Fixture((*r.elem).clone()),
+            Type::Reference(r) if r.mutability.is_none() && is_fixture_type(&r.elem) => {
+                Param::Fixture((*r.elem).clone())
+            }
             Type::Reference(r) if r.mutability.is_some() => {
                 return Err(syn::Error::new_spanned(r, "fixtures are shared: take them as `&T`, not `&mut T`"));
             }
@@ -284,17 +288,25 @@ fn expand(args: TestArgs, mut item: ItemFn) -> syn::Result<TokenStream2> {
         cases.iter().enumerate().map(|(i, c)| (Some(i), c)).collect()
     };
     for (index, case) in all_cases {
-        if case.args.len() != params.len() {
+        if case.args.len() != value_params.len() {
             return Err(syn::Error::new(
                 case.span,
-                format!("this case gives {} argument(s) but `{fn_name_str}` takes {}", case.args.len(), params.len()),
+                format!(
+                    "this case gives {} argument(s) but `{fn_name_str}` takes {} value parameter(s)",
+                    case.args.len(),
+                    value_params.len()
+                ),
             ));
         }
         let case_id = index.map(|i| match &case.id {
             Some(id) => id.value(),
-            None => {
-                case.args.iter().zip(&value_params).map(|(arg, param)| value_id(arg, param, i)).collect::<Vec<_>>().join("-")
-            }
+            None => case
+                .args
+                .iter()
+                .zip(&value_params)
+                .map(|(arg, param)| value_id(arg, param, i))
+                .collect::<Vec<_>>()
+                .join("-"),
         });
         if let Some(id) = &case_id {
             if seen_ids.contains(id) {

@@ -1,0 +1,262 @@
+//! Runs the outcome suite (`src/outcomes.rs`) and asserts the exact outcome reported for each
+//! test, that the run goes on past every crash, and the evidence fixtures leave behind.
+
+#![expect(clippy::unwrap_used, reason = "test helpers: a panic is the failure report")]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_outcome-suite");
+
+struct Run {
+    code: i32,
+    stdout: String,
+    state: PathBuf,
+    out: PathBuf,
+}
+
+impl Run {
+    /// name (without `outcomes::`) → outcome object from report.json.
+    fn outcomes(&self) -> BTreeMap<String, Value> {
+        let report: Value = serde_json::from_slice(&std::fs::read(self.out.join("report.json")).unwrap()).unwrap();
+        assert_eq!(report["schema"], "reliability-report/0");
+        report["tests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| (t["name"].as_str().unwrap().trim_start_matches("outcomes::").to_string(), t.clone()))
+            .collect()
+    }
+
+    fn lines(&self, file: &str) -> Vec<String> {
+        std::fs::read_to_string(self.state.join(file)).unwrap_or_default().lines().map(String::from).collect()
+    }
+}
+
+fn fresh_dirs() -> (PathBuf, PathBuf) {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let base = std::env::temp_dir().join(format!(
+        "outcomes-selftest-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    let (state, out) = (base.join("state"), base.join("out"));
+    std::fs::create_dir_all(&state).unwrap();
+    (state, out)
+}
+
+fn command(args: &[&str], state: &Path, out: &Path) -> Command {
+    let mut cmd = Command::new(BIN);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("RELIABILITY_") || key.starts_with("NEXTEST") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.args(args)
+        .env("OUTCOME_STATE_DIR", state)
+        .env("RELIABILITY_OUTPUT_DIR", out)
+        .env("RELIABILITY_CONFIG", Path::new(env!("CARGO_MANIFEST_DIR")).join("reliability.toml"))
+        .env("RUST_BACKTRACE", "0");
+    cmd
+}
+
+fn run_in(args: &[&str], state: &Path, out: &Path) -> Run {
+    let Output { status, stdout, .. } = command(args, state, out).output().unwrap();
+    Run {
+        code: status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        state: state.to_path_buf(),
+        out: out.to_path_buf(),
+    }
+}
+
+fn run(args: &[&str]) -> Run {
+    let (state, out) = fresh_dirs();
+    run_in(args, &state, &out)
+}
+
+/// (test, outcome kind, text the outcome's message must contain)
+const EXPECTED: &[(&str, &str, &str)] = &[
+    ("aborts", "crashed", "killed by signal 6 (SIGABRT): aborted"),
+    ("async_fixture_and_test", "passed", ""),
+    ("exceeds_memory", "crashed", "memory allocation failed (memory limit 64 MiB exceeded)"),
+    ("fails_assert", "failed", "arithmetic is broken"),
+    ("fixture_setup_fails", "error", "fixture Broken failed in setup: the database is on fire"),
+    ("flaky_once", "flaky", ""),
+    ("hangs", "timed_out", ""),
+    ("overflows_stack", "crashed", "(SIGABRT): stack overflow"),
+    ("panics_with_fixture", "failed", "test panicked: boom after setup"),
+    ("passes", "passed", ""),
+    ("returns_err", "failed", "the backend said 503"),
+    ("segfaults", "crashed", "killed by signal 11 (SIGSEGV)"),
+    ("skip_if_unix", "skipped", "not on unix"),
+    ("skips_at_runtime", "skipped", "no staging credentials in this environment"),
+    ("suite_fixture_a", "passed", ""),
+    ("suite_fixture_b", "passed", ""),
+    ("teardown_fails", "error", "teardown of fixture BadTeardown failed: could not delete the project"),
+    ("tmp_dir_is_fresh", "passed", ""),
+    ("uses_service_a", "passed", ""),
+    ("uses_service_b", "passed", ""),
+    ("xfail_fails", "xfailed", "known bug #12"),
+    ("xfail_passes", "xpassed", "known bug #13"),
+    ("xfail_strict_passes", "xpassed", "must fail until #14 lands"),
+];
+
+const PROCESS_ONLY: &[&str] = &["aborts", "segfaults", "overflows_stack", "exceeds_memory"];
+
+fn check_outcomes(run: &Run, skip: &[&str]) {
+    let outcomes = run.outcomes();
+    let expected: Vec<_> = EXPECTED.iter().filter(|(name, ..)| !skip.contains(name)).collect();
+    assert_eq!(outcomes.len(), expected.len(), "every test is reported, the run went on past each crash");
+    for (name, kind, text) in expected {
+        let report = &outcomes[*name];
+        let outcome = &report["outcome"];
+        assert_eq!(outcome["kind"], *kind, "{name}: {outcome}");
+        assert!(outcome.to_string().contains(text), "{name}: {outcome} should mention {text:?}");
+    }
+    assert_eq!(outcomes["flaky_once"]["attempts"].as_array().unwrap().len(), 2);
+    assert_eq!(outcomes["flaky_once"]["outcome"]["attempts"], 2);
+    assert_eq!(outcomes["xfail_passes"]["outcome"]["strict"], false);
+    assert_eq!(outcomes["xfail_strict_passes"]["outcome"]["strict"], true);
+    assert!((1.0..1.5).contains(&outcomes["hangs"]["outcome"]["after"].as_f64().unwrap()));
+}
+
+fn check_fixture_evidence(run: &Run) {
+    // Teardown ran after a failed sibling setup and after a panic; the failed fixture got none.
+    assert_eq!(run.lines("teardown-Recorded"), ["outcomes::fixture_setup_fails", "outcomes::panics_with_fixture"]);
+    assert!(run.lines("teardown-Broken").is_empty());
+    assert!(run.lines("body-ran").is_empty(), "a test whose fixture failed must not run");
+    // The shared session fixture: one setup and one teardown for the run, the same value used twice.
+    let setup = run.lines("service-setup");
+    assert_eq!(setup.len(), 1);
+    assert_eq!(run.lines("service-used"), [setup[0].clone(), setup[0].clone()]);
+    assert_eq!(run.lines("service-teardown"), setup);
+    // The per-test temporary directory is gone after the test.
+    let tmp = run.lines("tmp-dirs");
+    assert_eq!(tmp.len(), 1);
+    assert!(!Path::new(&tmp[0]).exists());
+}
+
+#[test]
+fn process_isolation_reports_every_outcome_and_goes_on() {
+    let run = run(&["--test-threads", "2"]);
+    assert_eq!(run.code, 101, "{}", run.stdout);
+    check_outcomes(&run, &[]);
+    check_fixture_evidence(&run);
+    // A test's process-mode suite fixture is set up and torn down in its own process.
+    assert_eq!(run.lines("suite-setup").len(), 2);
+    assert_eq!(run.lines("suite-teardown").len(), 2);
+    // The hung test's process was killed.
+    let pid = &run.lines("hangs-pid")[0];
+    assert!(!Path::new(&format!("/proc/{pid}")).exists(), "the timed-out child {pid} is still alive");
+    // Output is shown for failing tests only, with what they printed before failing.
+    assert!(
+        run.stdout.contains("---- output of outcomes::fails_assert ----\nprinted before the failure"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("---- output of outcomes::hangs ----\nabout to hang"), "{}", run.stdout);
+    assert!(!run.stdout.contains("output of a passing test is not shown"));
+    assert!(run.stdout.contains("test result: FAILED. 10 passed; 11 failed; 2 ignored;"), "{}", run.stdout);
+    let last = run.stdout.lines().last().unwrap();
+    assert!(
+        last.starts_with("==== 7 passed, 9 failed, 2 errors, 1 flaky, 2 skipped, 1 xfailed, 1 xpassed in "),
+        "{last}"
+    );
+}
+
+#[test]
+fn thread_isolation_reports_the_same_outcomes() {
+    let filter = "not aborts and not segfaults and not overflows_stack and not exceeds_memory";
+    let run = run(&["--isolation", "thread", "-k", filter]);
+    assert_eq!(run.code, 101, "{}", run.stdout);
+    check_outcomes(&run, PROCESS_ONLY);
+    check_fixture_evidence(&run);
+    // One process: the suite fixture is set up once and torn down after the suite's last test.
+    assert_eq!(run.lines("suite-setup").len(), 1);
+    assert_eq!(run.lines("suite-teardown").len(), 1);
+}
+
+#[test]
+fn exitfirst_stops_scheduling_and_reports_the_rest_as_not_run() {
+    let run = run(&["-x", "--test-threads", "1"]);
+    assert_eq!(run.code, 101);
+    let outcomes = run.outcomes();
+    assert_eq!(outcomes["aborts"]["outcome"]["kind"], "crashed");
+    let not_run: Vec<&String> =
+        outcomes.iter().filter(|(_, t)| t["outcome"]["kind"] == "not_run").map(|(name, _)| name).collect();
+    assert_eq!(not_run.len(), EXPECTED.len() - 1, "{outcomes:?}");
+    assert!(
+        outcomes["passes"]["outcome"]["reason"].as_str().unwrap().contains("stopped after 1 failure(s) (--maxfail)")
+    );
+    assert!(run.stdout.contains("22 not run"), "{}", run.stdout);
+}
+
+#[test]
+fn last_failed_and_failed_first_use_the_previous_run() {
+    let (state, out) = fresh_dirs();
+    let first = run_in(&["--isolation", "thread", "-k", "returns_err or passes or fails_assert"], &state, &out);
+    assert_eq!(first.code, 101);
+    let lf = run_in(&["--lf", "--isolation", "thread"], &state, &out);
+    let names: Vec<String> = lf.outcomes().into_keys().collect();
+    // `-k passes` also matched xfail_strict_passes, a strict xpass: a failure.
+    assert_eq!(names, ["fails_assert", "returns_err", "xfail_strict_passes"], "{}", lf.stdout);
+    assert!(lf.stdout.contains("run the last failures only: 3 test(s) (--lf)"), "{}", lf.stdout);
+
+    let ff =
+        run_in(&["--ff", "--isolation", "thread", "--test-threads", "1", "-k", "passes or returns_err"], &state, &out);
+    let report: Value = serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    let order: Vec<&str> = report["tests"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+    assert_eq!(
+        order,
+        ["outcomes::returns_err", "outcomes::xfail_strict_passes", "outcomes::passes", "outcomes::xfail_passes"],
+        "{}",
+        ff.stdout
+    );
+}
+
+#[test]
+fn durations_lists_the_slowest_phases() {
+    let run = run(&["--durations", "2", "-k", "hangs or passes"]);
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    let at = lines.iter().position(|l| *l == "slowest 2 durations").expect("durations header");
+    assert!(lines[at + 1].ends_with("call     outcomes::hangs"), "{}", lines[at + 1]);
+    assert!(lines[at + 1].starts_with("1.0"), "{}", lines[at + 1]);
+}
+
+#[test]
+fn sigterm_kills_children_and_still_writes_the_report() {
+    let (state, out) = fresh_dirs();
+    let mut child = command(&["-k", "hangs", "--timeout", "60"], &state, &out)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !state.join("hangs-pid").exists() {
+        assert!(Instant::now() < deadline, "the hanging test never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let status = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
+    assert!(status.success());
+    let started = Instant::now();
+    let code = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status.code();
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "the run did not stop after SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(code, Some(130));
+    let run = Run { code: 130, stdout: String::new(), state, out };
+    let outcomes = run.outcomes();
+    assert_eq!(outcomes["hangs"]["outcome"]["kind"], "not_run");
+    assert_eq!(outcomes["hangs"]["outcome"]["reason"], "run interrupted; the test was killed");
+    let pid = &run.lines("hangs-pid")[0];
+    assert!(!Path::new(&format!("/proc/{pid}")).exists(), "child {pid} survived the interrupt");
+}
