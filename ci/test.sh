@@ -45,6 +45,10 @@ nextest_fixture() {
     || fail "nextest $*: reported ${want_passed} passed but ${ran} bodies ran (${unique} distinct)"
   rm -f "$log" "$out"
 }
+step "benchmark: per-test overhead, process vs thread isolation vs cargo-nextest"
+cargo build --release --locked -p harness-selftest --bins
+target/release/overhead-bench
+
 step "cargo-nextest: fixture suite, default selection"
 nextest_fixture 6 8
 step "cargo-nextest: fixture suite, --run-ignored all"
