@@ -11,11 +11,12 @@
 //! Children run in their own process group, so a terminal's Ctrl-C reaches only the parent,
 //! which then kills them and still writes its summary.
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::execute::{Teardown, execute};
@@ -94,7 +95,9 @@ pub(crate) fn run_child(spec: &ChildSpec<'_>) -> ChildRun {
     if let Some(limit) = spec.test.settings.memory_limit_mb {
         cmd.env(MEMORY_ENV, limit.to_string());
     }
-    if !spec.nocapture {
+    if spec.nocapture {
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    } else {
         let file = match std::fs::File::create(&output_path) {
             Ok(file) => file,
             Err(err) => return failed_to(&format!("failed to create {}", output_path.display()), err),
@@ -110,6 +113,15 @@ pub(crate) fn run_child(spec: &ChildSpec<'_>) -> ChildRun {
         Err(err) => return failed_to("failed to start the test process", err),
     };
     let pid = child.id();
+    // --nocapture: stream the child's output as it comes, keeping a tail to diagnose a crash.
+    let tail = Arc::new(Mutex::new(Vec::new()));
+    let tees: Vec<_> = [
+        child.stdout.take().map(|out| tee(out, std::io::stdout(), Arc::clone(&tail))),
+        child.stderr.take().map(|err| tee(err, std::io::stderr(), Arc::clone(&tail))),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
     let (tx, rx) = std::sync::mpsc::channel();
     let waiter = std::thread::spawn(move || {
         let _ = tx.send(child.wait());
@@ -143,8 +155,18 @@ pub(crate) fn run_child(spec: &ChildSpec<'_>) -> ChildRun {
     let elapsed = started.elapsed();
     // The test may have left its own children behind in the group.
     kill_group(pid);
+    for tee in tees {
+        let _ = tee.join();
+    }
 
-    let output = read_lossy(&output_path);
+    // Streamed output is not repeated in the report; its tail still explains a crash.
+    let (output, diagnosis) = if spec.nocapture {
+        let tail = tail.lock().unwrap_or_else(PoisonError::into_inner);
+        (String::new(), String::from_utf8_lossy(&tail).into_owned())
+    } else {
+        let output = read_lossy(&output_path);
+        (output.clone(), output)
+    };
     let result = std::fs::read(&result_path).ok().and_then(|bytes| serde_json::from_slice::<Attempt>(&bytes).ok());
     let _ = std::fs::remove_file(&result_path);
     let _ = std::fs::remove_file(&output_path);
@@ -153,12 +175,37 @@ pub(crate) fn run_child(spec: &ChildSpec<'_>) -> ChildRun {
         (Some(outcome), _, _) => Attempt { outcome, phases: Phases { call: elapsed, ..Phases::default() } },
         (None, Some(attempt), _) => attempt,
         (None, None, Ok(status)) => Attempt {
-            outcome: Outcome::Crashed { cause: crash_cause(status, &output, spec.test.settings.memory_limit_mb) },
+            outcome: Outcome::Crashed { cause: crash_cause(status, &diagnosis, spec.test.settings.memory_limit_mb) },
             phases: Phases { call: elapsed, ..Phases::default() },
         },
         (None, None, Err(err)) => failed_to("failed to wait for the test process", err).attempt,
     };
     ChildRun { attempt, output }
+}
+
+/// How much of a streamed child's output is kept to diagnose a crash.
+const TAIL_BYTES: usize = 64 * 1024;
+
+/// Copies `from` to `to` as it arrives, keeping the last [`TAIL_BYTES`] in `tail`.
+fn tee(
+    mut from: impl Read + Send + 'static,
+    mut to: impl Write + Send + 'static,
+    tail: Arc<Mutex<Vec<u8>>>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 8192];
+        while let Ok(n) = from.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            let _ = to.write_all(&buf[..n]);
+            let _ = to.flush();
+            let mut tail = tail.lock().unwrap_or_else(PoisonError::into_inner);
+            tail.extend_from_slice(&buf[..n]);
+            let excess = tail.len().saturating_sub(TAIL_BYTES);
+            tail.drain(..excess);
+        }
+    })
 }
 
 fn read_lossy(path: &Path) -> String {
@@ -214,7 +261,7 @@ pub(crate) fn child_main(test: &TestCase, result_path: &Path) -> Result<(), Stri
 /// Caps the address space at its current size plus `limit_mb`, so a test that allocates past
 /// its limit fails its allocation (and aborts) instead of pushing the machine into swap or the
 /// OOM killer.
-pub(crate) fn limit_memory(limit_mb: u64) -> Result<(), String> {
+fn limit_memory(limit_mb: u64) -> Result<(), String> {
     let statm =
         std::fs::read_to_string("/proc/self/statm").map_err(|e| format!("failed to read /proc/self/statm: {e}"))?;
     let pages: u64 = statm.split_whitespace().next().and_then(|v| v.parse().ok()).unwrap_or(0);

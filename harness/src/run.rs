@@ -101,7 +101,7 @@ pub fn run(tests: Vec<TestCase>, args: Vec<OsString>, env: &dyn Fn(&str) -> Opti
     }
     let settings = layer(config.selection.clone(), cli.selection.clone());
     let selection = Selection::new(&settings, &config.markers)?;
-    let mut options = RunOptions::resolve(&config.run.clone().layered(cli.run.clone()))?;
+    let options = RunOptions::resolve(&config.run.clone().layered(cli.run.clone()))?;
     let config = LOADED_CONFIG.get_or_init(|| config);
 
     let index = registry::index_by_name(&tests);
@@ -130,12 +130,7 @@ pub fn run(tests: Vec<TestCase>, args: Vec<OsString>, env: &dyn Fn(&str) -> Opti
     let (order, in_process): (Vec<(usize, Decision)>, bool) = match exact {
         // `--exact NAME` always runs NAME, gated or deselected, in this process: it is how
         // nextest and IDEs run one test, and a test they asked for must never pass unrun.
-        Some((_, Some(i))) => {
-            if let Some(limit) = tests[i].settings.memory_limit_mb {
-                crate::isolate::limit_memory(limit).map_err(Error::Runtime)?;
-            }
-            (vec![(i, Decision::Run)], true)
-        }
+        Some((_, Some(i))) => (vec![(i, Decision::Run)], true),
         Some((name, None)) if env("NEXTEST").as_deref() == Some("1") => return Err(Error::ExactMissing(name.into())),
         _ => {
             let decisions: Vec<Decision> = tests.iter().map(|t| selection.decide(t, &config.markers)).collect();
@@ -145,9 +140,6 @@ pub fn run(tests: Vec<TestCase>, args: Vec<OsString>, env: &dyn Fn(&str) -> Opti
             (apply_last_failed(&tests, decisions, &options, &output_dir, &mut summary), false)
         }
     };
-    if in_process {
-        options.isolation = Isolation::Thread;
-    }
 
     let (events, reports) = std::sync::mpsc::channel::<TestReport>();
     let ctx = Arc::new(RunCtx {
@@ -156,6 +148,7 @@ pub fn run(tests: Vec<TestCase>, args: Vec<OsString>, env: &dyn Fn(&str) -> Opti
                 as u32,
         ),
         options,
+        in_process,
         nocapture: libtest.nocapture,
         shared: Arc::new(Shared::default()),
         failures: AtomicU32::new(0),
@@ -208,9 +201,11 @@ pub fn run(tests: Vec<TestCase>, args: Vec<OsString>, env: &dyn Fn(&str) -> Opti
     if cli.collect_only {
         return Ok(EXIT_OK);
     }
-    if !libtest.list && !in_process {
-        crate::signals::stop_on_interrupt(&ctx.interrupted);
-        if ctx.options.isolation == Isolation::Process || tests.iter().any(|t| t.settings.isolation.is_some()) {
+    if !libtest.list {
+        if !in_process {
+            crate::signals::stop_on_interrupt(&ctx.interrupted);
+        }
+        if order.iter().any(|(i, _)| ctx.isolation_of(&tests[*i]) == Isolation::Process) {
             std::fs::create_dir_all(&ctx.scratch)
                 .map_err(|e| Error::Runtime(format!("failed to create {}: {e}", ctx.scratch.display())))?;
         }

@@ -87,6 +87,9 @@ impl Drop for SlotGuard<'_> {
 #[derive(Debug)]
 pub(crate) struct RunCtx {
     pub(crate) options: RunOptions,
+    /// Started for one test by `--exact`: run it here, whatever its own isolation setting —
+    /// unless it has a memory limit, which only a child process can enforce.
+    pub(crate) in_process: bool,
     pub(crate) nocapture: bool,
     pub(crate) shared: Arc<Shared>,
     pub(crate) slots: Slots,
@@ -104,6 +107,14 @@ pub(crate) struct RunCtx {
 impl RunCtx {
     /// Where `test` runs.
     pub(crate) fn isolation_of(&self, test: &TestCase) -> Isolation {
+        if self.in_process {
+            // An address-space limit on this multi-threaded process would hit libtest's
+            // threads (glibc reserves 64 MiB per thread arena) before the test.
+            return match test.settings.memory_limit_mb {
+                Some(_) => Isolation::Process,
+                None => Isolation::Thread,
+            };
+        }
         test.settings.isolation.unwrap_or(self.options.isolation)
     }
 

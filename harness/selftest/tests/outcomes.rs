@@ -260,3 +260,30 @@ fn sigterm_kills_children_and_still_writes_the_report() {
     let pid = &run.lines("hangs-pid")[0];
     assert!(!Path::new(&format!("/proc/{pid}")).exists(), "child {pid} survived the interrupt");
 }
+
+/// cargo-nextest runs each test as `<bin> NAME --exact`: a memory limit is still enforced (in a
+/// child), a timeout still ends the test, and both fail the process.
+#[test]
+fn exact_mode_enforces_memory_limits_and_timeouts() {
+    for (name, expected) in [
+        (
+            "outcomes::exceeds_memory",
+            "crashed: killed by signal 6 (SIGABRT): memory allocation failed (memory limit 64 MiB exceeded)",
+        ),
+        ("outcomes::hangs", "timed out after 1.0s"),
+        ("outcomes::segfaults", ""),
+    ] {
+        let (state, out) = fresh_dirs();
+        let started = Instant::now();
+        let output = command(&[name, "--exact", "--nocapture"], &state, &out).env("NEXTEST", "1").output().unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        if name == "outcomes::segfaults" {
+            // In-process, a segfault takes the whole process down: nextest sees the signal.
+            assert_eq!(std::os::unix::process::ExitStatusExt::signal(&output.status), Some(11));
+            continue;
+        }
+        assert_eq!(output.status.code(), Some(101), "{name}: {stdout}");
+        assert!(stdout.contains(expected), "{name}: {stdout}");
+        assert!(started.elapsed() < Duration::from_secs(20));
+    }
+}
