@@ -9,6 +9,14 @@ step() { printf '\n==== %s\n' "$*"; }
 fail() { printf 'ci/test.sh: %s\n' "$*" >&2; exit 1; }
 
 step "tools"
+# Real parts for the metrics tests: a Prometheus Pushgateway and promtool (Debian packages).
+# The tests start and stop their own gateway on free loopback ports (they need it down, too).
+if ! command -v prometheus-pushgateway >/dev/null || ! command -v promtool >/dev/null; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus-pushgateway prometheus >/dev/null
+fi
+prometheus-pushgateway --version 2>&1 | head -1
+promtool --version 2>&1 | head -1
 rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
 cargo nextest --version >/dev/null 2>&1 || cargo install cargo-nextest --locked
@@ -22,6 +30,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "tests (cargo test --workspace)"
 cargo test --workspace --locked
+
+step "tests with dhat's allocator (cargo test -p harness-selftest --features dhat-heap --test metrics)"
+cargo test --locked -p harness-selftest --features dhat-heap --test metrics
 
 step "main job (cargo test --test reliability -- --include e2e)"
 cargo test --locked --test reliability -- --include e2e
@@ -45,7 +56,7 @@ nextest_fixture() {
     || fail "nextest $*: reported ${want_passed} passed but ${ran} bodies ran (${unique} distinct)"
   rm -f "$log" "$out"
 }
-step "benchmark: per-test overhead, process vs thread isolation vs cargo-nextest"
+step "benchmarks: per-test overhead (process vs thread vs cargo-nextest) and metrics layer on vs off"
 cargo build --release --locked -p harness-selftest --bins
 target/release/overhead-bench
 

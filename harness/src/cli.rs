@@ -133,6 +133,62 @@ const FLAGS: &[FlagSpec] = &[
         help: "run the tests that failed in the last run first",
     },
     FlagSpec {
+        long: "--no-metrics",
+        short: None,
+        env: "RELIABILITY_NO_METRICS",
+        value: None,
+        help: "turn the metrics layer off (CPU, allocation, RSS, series)",
+    },
+    FlagSpec {
+        long: "--heap-profile",
+        short: None,
+        env: "RELIABILITY_HEAP_PROFILE",
+        value: None,
+        help: "write a dhat heap profile per test under target/reliability/dhat/ (needs the dhat-heap feature)",
+    },
+    FlagSpec {
+        long: "--junitxml",
+        short: None,
+        env: "RELIABILITY_JUNITXML",
+        value: Some("PATH"),
+        help: "also write JUnit XML here (always written to target/reliability/junit.xml)",
+    },
+    FlagSpec {
+        long: "--pushgateway-url",
+        short: None,
+        env: "PROMETHEUS_PUSHGATEWAY_URL",
+        value: Some("URL"),
+        help: "push the run's series to this Prometheus Pushgateway",
+    },
+    FlagSpec {
+        long: "--pushgateway-job",
+        short: None,
+        env: "RELIABILITY_PUSHGATEWAY_JOB",
+        value: Some("JOB"),
+        help: "the Pushgateway job name (default reliability)",
+    },
+    FlagSpec {
+        long: "--pushgateway-label",
+        short: None,
+        env: "RELIABILITY_PUSHGATEWAY_LABELS",
+        value: Some("NAME=VALUE[,..]"),
+        help: "a bounded grouping label for every pushed group, e.g. branch=main (repeatable)",
+    },
+    FlagSpec {
+        long: "--require-push",
+        short: None,
+        env: "RELIABILITY_REQUIRE_PUSH",
+        value: None,
+        help: "a failed push fails the run (exit 6); otherwise it is a warning and the payload is spooled",
+    },
+    FlagSpec {
+        long: "--push-pending",
+        short: None,
+        env: "RELIABILITY_PUSH_PENDING",
+        value: None,
+        help: "deliver spooled pushes from earlier runs to the Pushgateway, then exit",
+    },
+    FlagSpec {
         long: "--durations",
         short: None,
         env: "RELIABILITY_DURATIONS",
@@ -201,6 +257,8 @@ pub struct Cli {
     pub collect_only: bool,
     /// `--config`.
     pub config: Option<Sourced<PathBuf>>,
+    /// `--push-pending`.
+    pub push_pending: bool,
     /// `--help` was asked for (libtest's help follows ours).
     pub help: bool,
     /// argv[0] and libtest-mimic's arguments, in order.
@@ -322,6 +380,17 @@ impl Cli {
             "--markers" => self.list_markers = parse_bool(spec.env, &value)?,
             "--collect-only" => self.collect_only = parse_bool(spec.env, &value)?,
             "--config" => self.config = Some(Sourced { value: PathBuf::from(value), origin }),
+            "--push-pending" => self.push_pending = parse_bool(spec.env, &value)?,
+            "--pushgateway-label" => {
+                if first_in_layer {
+                    self.run.pushgateway_labels.clear();
+                }
+                self.run.pushgateway_labels.extend(split_list(&value, &origin));
+            }
+            "--no-metrics" => {
+                let on = if parse_bool(spec.env, &value)? { "false" } else { "true" };
+                self.run.metrics = Some(Sourced { value: on.into(), origin });
+            }
             long => {
                 let run = &mut self.run;
                 let slot = match long {
@@ -334,6 +403,11 @@ impl Cli {
                     "--last-failed" => &mut run.last_failed,
                     "--failed-first" => &mut run.failed_first,
                     "--durations" => &mut run.durations,
+                    "--heap-profile" => &mut run.heap_profile,
+                    "--junitxml" => &mut run.junitxml,
+                    "--pushgateway-url" => &mut run.pushgateway_url,
+                    "--pushgateway-job" => &mut run.pushgateway_job,
+                    "--require-push" => &mut run.require_push,
                     "--exitfirst" => {
                         if parse_bool(spec.env, &value)? {
                             run.maxfail = Some(Sourced { value: "1".into(), origin });
@@ -346,6 +420,25 @@ impl Cli {
             }
         }
         Ok(())
+    }
+
+    /// The test named by `NAME --exact`, if that is how the binary was started (children,
+    /// cargo-nextest, IDEs). Environment variables are not consulted: only argv matters here.
+    pub fn exact_name(args: &[OsString]) -> Option<String> {
+        let cli = Cli::parse(args.to_vec(), &|_| None).ok()?;
+        if !cli.libtest_args.iter().any(|a| a == "--exact") {
+            return None;
+        }
+        let mut rest = cli.libtest_args.iter().skip(1);
+        let mut filter = None;
+        while let Some(arg) = rest.next() {
+            if LIBTEST_VALUE_FLAGS.contains(&arg.as_str()) {
+                rest.next();
+            } else if !arg.starts_with('-') && filter.is_none() {
+                filter = Some(arg.clone());
+            }
+        }
+        filter
     }
 
     /// The help text for our flags; libtest's follows it.
@@ -365,7 +458,8 @@ impl Cli {
         }
         out.push_str(
             "\nEXIT CODES: 0 ok, 101 test failures, 2 usage or configuration error, \
-             5 nothing selected by -m/-k/--include/--exclude, 130 interrupted\n\nLIBTEST OPTIONS:",
+             5 nothing selected by -m/-k/--include/--exclude, 6 push failed with --require-push, \
+             130 interrupted\n\nLIBTEST OPTIONS:",
         );
         out
     }
@@ -482,6 +576,14 @@ mod tests {
         assert_eq!(run.isolation.unwrap().value, "thread");
         let reruns = run.reruns.unwrap();
         assert_eq!((reruns.value.as_str(), reruns.origin.clone()), ("3", Origin::Env("RELIABILITY_RERUNS")));
+    }
+
+    #[test]
+    fn exact_name_finds_the_positional_filter() {
+        let args = |v: &[&str]| std::iter::once("bin").chain(v.iter().copied()).map(OsString::from).collect::<Vec<_>>();
+        assert_eq!(Cli::exact_name(&args(&["a::b", "--nocapture", "--exact"])).as_deref(), Some("a::b"));
+        assert_eq!(Cli::exact_name(&args(&["--skip", "x", "--exact", "a::b"])).as_deref(), Some("a::b"));
+        assert_eq!(Cli::exact_name(&args(&["-m", "e2e", "a::b"])), None);
     }
 
     #[test]

@@ -93,6 +93,24 @@ pub struct RunSettings {
     pub last_failed: Option<Sourced<String>>,
     /// Run the tests that failed last time first.
     pub failed_first: Option<Sourced<String>>,
+    /// The metrics layer on (default) or off.
+    pub metrics: Option<Sourced<String>>,
+    /// Write a dhat heap profile per test (`dhat-heap` builds).
+    pub heap_profile: Option<Sourced<String>>,
+    /// Where to write JUnit XML besides `target/reliability/junit.xml`.
+    pub junitxml: Option<Sourced<String>>,
+    /// The Pushgateway's base URL.
+    pub pushgateway_url: Option<Sourced<String>>,
+    /// The Pushgateway job name.
+    pub pushgateway_job: Option<Sourced<String>>,
+    /// Seconds the whole push may take.
+    pub push_timeout: Option<Sourced<String>>,
+    /// Retries of a failed push request.
+    pub push_retries: Option<Sourced<String>>,
+    /// A failed push fails the run.
+    pub require_push: Option<Sourced<String>>,
+    /// Extra bounded grouping labels, `name=value` pairs.
+    pub pushgateway_labels: Vec<Sourced<String>>,
 }
 
 impl RunSettings {
@@ -108,6 +126,19 @@ impl RunSettings {
             durations: over.durations.or(self.durations),
             last_failed: over.last_failed.or(self.last_failed),
             failed_first: over.failed_first.or(self.failed_first),
+            metrics: over.metrics.or(self.metrics),
+            heap_profile: over.heap_profile.or(self.heap_profile),
+            junitxml: over.junitxml.or(self.junitxml),
+            pushgateway_url: over.pushgateway_url.or(self.pushgateway_url),
+            pushgateway_job: over.pushgateway_job.or(self.pushgateway_job),
+            push_timeout: over.push_timeout.or(self.push_timeout),
+            push_retries: over.push_retries.or(self.push_retries),
+            require_push: over.require_push.or(self.require_push),
+            pushgateway_labels: if over.pushgateway_labels.is_empty() {
+                self.pushgateway_labels
+            } else {
+                over.pushgateway_labels
+            },
         }
     }
 }
@@ -156,6 +187,28 @@ struct FileSchema {
     selection: SelectionSchema,
     #[serde(default)]
     run: RunSchema,
+    #[serde(default)]
+    report: ReportSchema,
+    #[serde(default)]
+    pushgateway: PushgatewaySchema,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct ReportSchema {
+    junitxml: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct PushgatewaySchema {
+    url: Option<Spanned<String>>,
+    job: Option<Spanned<String>>,
+    timeout: Option<Spanned<f64>>,
+    retries: Option<Spanned<u32>>,
+    require: Option<Spanned<bool>>,
+    #[serde(default)]
+    labels: BTreeMap<Spanned<String>, Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -168,6 +221,8 @@ struct RunSchema {
     flaky_fails: Option<Spanned<bool>>,
     maxfail: Option<Spanned<u32>>,
     durations: Option<Spanned<u32>>,
+    metrics: Option<Spanned<bool>>,
+    heap_profile: Option<Spanned<bool>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -242,6 +297,12 @@ impl Config {
             Spanned::new(span, value.into_inner().to_string())
         }
         let run = schema.run;
+        let (report, push) = (schema.report, schema.pushgateway);
+        let mut labels = Vec::new();
+        for (name, value) in push.labels {
+            let origin = at(name.span().start);
+            labels.push(Sourced { value: format!("{}={}", name.get_ref(), value.get_ref()), origin });
+        }
         let run = RunSettings {
             isolation: text_of(run.isolation),
             timeout: text_of(run.timeout.map(shown)),
@@ -252,6 +313,15 @@ impl Config {
             durations: text_of(run.durations.map(shown)),
             last_failed: None,
             failed_first: None,
+            metrics: text_of(run.metrics.map(shown)),
+            heap_profile: text_of(run.heap_profile.map(shown)),
+            junitxml: text_of(report.junitxml),
+            pushgateway_url: text_of(push.url),
+            pushgateway_job: text_of(push.job),
+            push_timeout: text_of(push.timeout.map(shown)),
+            push_retries: text_of(push.retries.map(shown)),
+            require_push: text_of(push.require.map(shown)),
+            pushgateway_labels: labels,
         };
         let sel = schema.selection;
         Ok(Config {
@@ -323,7 +393,7 @@ mod tests {
 
         let err = parse("\n\n[selectoin]\n").unwrap_err();
         assert!(err.starts_with("invalid reliability.toml:3:2: unknown field `selectoin`"), "{err}");
-        assert!(err.contains("expected one of `markers`, `selection`, `run`"), "{err}");
+        assert!(err.contains("expected one of `markers`, `selection`, `run`, `report`, `pushgateway`"), "{err}");
     }
 
     #[test]
@@ -352,6 +422,20 @@ mod tests {
         assert_eq!(config.run.flaky_fails.unwrap().value, "true");
         let err = parse("[run]\nreruns = -1\n").unwrap_err();
         assert!(err.starts_with("invalid reliability.toml:2:10:"), "{err}");
+    }
+
+    #[test]
+    fn pushgateway_section() {
+        let config = parse(
+            "[pushgateway]\nurl = \"http://127.0.0.1:9091\"\ntimeout = 2\nrequire = true\nlabels = { branch = \"main\" }\n",
+        )
+        .unwrap();
+        assert_eq!(config.run.pushgateway_url.unwrap().value, "http://127.0.0.1:9091");
+        assert_eq!(config.run.push_timeout.unwrap().value, "2");
+        assert_eq!(config.run.require_push.unwrap().value, "true");
+        assert_eq!(config.run.pushgateway_labels[0].value, "branch=main");
+        let err = parse("[pushgateway]\ntoken = \"s3cret\"\n").unwrap_err();
+        assert!(err.contains("unknown field `token`") && !err.contains("s3cret"), "{err}");
     }
 
     #[test]

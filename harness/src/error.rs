@@ -14,6 +14,9 @@ pub const EXIT_TESTS_FAILED: u8 = 101;
 pub const EXIT_USAGE: u8 = 2;
 /// Exit code: `-m`/`-k`/`--include`/`--exclude` left nothing to run (pytest's code).
 pub const EXIT_NOTHING_SELECTED: u8 = 5;
+/// Exit code: the push to the Pushgateway failed and `--require-push` was given (the payload
+/// is spooled under `target/reliability/spool/`).
+pub const EXIT_PUSH_FAILED: u8 = 6;
 /// Exit code: a child process could not report its result (internal; the parent names it).
 pub const EXIT_INTERNAL: u8 = 3;
 /// Exit code: interrupted by Ctrl-C or SIGTERM (128 + SIGINT); reports of what ran are written.

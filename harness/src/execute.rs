@@ -8,9 +8,11 @@
 use std::any::Any;
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Once};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use crate::figures::Metrics;
 use crate::fixture::{Fixture, Setup, Shared, runtime};
+use crate::measure::{self, Snapshot, heap};
 use crate::outcome::{Attempt, Outcome, Phases};
 use crate::registry::TestCase;
 
@@ -63,21 +65,16 @@ pub struct Interrupted(());
 #[derive(Debug)]
 pub struct TestCall<'a> {
     setup: Setup<'a>,
-    started: Instant,
-    setup_time: Option<Duration>,
-    call_time: Duration,
+    /// Phase boundaries: before setup, after setup, after the body.
+    marks: [Option<Snapshot>; 3],
+    /// The test takes fixtures; without any, setup is empty and its boundary is the start.
+    fixtures: bool,
     outcome: Option<Outcome>,
 }
 
 impl<'a> TestCall<'a> {
-    fn new(shared: &'a Shared, suite: &str) -> TestCall<'a> {
-        TestCall {
-            setup: Setup::new(shared, suite),
-            started: Instant::now(),
-            setup_time: None,
-            call_time: Duration::ZERO,
-            outcome: None,
-        }
+    fn new(shared: &'a Shared, suite: &str, start: Snapshot, fixtures: bool) -> TestCall<'a> {
+        TestCall { setup: Setup::new(shared, suite), marks: [Some(start), None, None], fixtures, outcome: None }
     }
 
     /// The fixture `T` for this test, set up now if needed.
@@ -110,10 +107,9 @@ impl<'a> TestCall<'a> {
     pub fn call(&mut self, body: impl FnOnce() -> Result<(), String>) -> Result<(), Interrupted> {
         // Other tests may set up session and suite fixtures while this one runs.
         self.setup.release();
-        let start = Instant::now();
-        self.setup_time = Some(start - self.started);
+        self.marks[1] = if self.fixtures { Some(Snapshot::take()) } else { self.marks[0] };
         let result = std::panic::catch_unwind(AssertUnwindSafe(body));
-        self.call_time = start.elapsed();
+        self.marks[2] = Some(Snapshot::take());
         self.outcome = Some(match result {
             Ok(Ok(())) => Outcome::Passed,
             Ok(Err(message)) => Outcome::Failed { message },
@@ -141,18 +137,29 @@ pub(crate) fn execute(test: &TestCase, shared: &Shared, teardown: Teardown) -> A
     let _current = crate::CurrentTest::enter(test.name.clone());
     if let Some(skip_if) = test.settings.skip_if {
         if (skip_if.condition)() {
-            return Attempt {
-                outcome: Outcome::Skipped { reason: skip_if.reason.to_string() },
-                phases: Phases::default(),
-            };
+            return Attempt::bare(Outcome::Skipped { reason: skip_if.reason.to_string() });
         }
     }
-    let mut call = TestCall::new(shared, test.suite());
+    let fixtures = !test.shares.is_empty();
+    if fixtures {
+        // The fixture runtime's threads are the harness's allocations, not the test's.
+        let _ = runtime();
+    }
+    heap::reset_peak();
+    let start = Snapshot::take();
+    let mut call = TestCall::new(shared, test.suite(), start, fixtures);
     let _ = (test.run)(&mut call);
     call.setup.release();
-    let setup_time = call.setup_time.unwrap_or_else(|| call.started.elapsed());
-    let teardown_started = Instant::now();
+    // Setup failed or skipped: the body never ran, so its phase is empty.
+    let after_setup = call.marks[1].unwrap_or_else(Snapshot::take);
+    let after_call = call.marks[2].unwrap_or(after_setup);
+    let figures = call.setup.test.get::<Metrics>().map(|m| m.figures()).unwrap_or_default();
     let mut errors = call.setup.test.teardown_all();
+    // No fixtures, nothing torn down: the teardown boundary is the end of the body.
+    let after_teardown = if fixtures { Snapshot::take() } else { after_call };
+    let peak_heap = if measure::enabled() { heap::peak() } else { None };
+    let mut measurements = measure::between([start, after_setup, after_call, after_teardown], peak_heap);
+    measurements.figures = figures;
     if teardown.suite {
         if let Some(mut store) = shared.lock_suites().remove(test.suite()) {
             errors.extend(store.teardown_all());
@@ -161,10 +168,14 @@ pub(crate) fn execute(test: &TestCase, shared: &Shared, teardown: Teardown) -> A
     if teardown.session {
         errors.extend(shared.lock_session().teardown_all());
     }
-    let phases = Phases { setup: setup_time, call: call.call_time, teardown: teardown_started.elapsed() };
+    let phases = Phases {
+        setup: after_setup.at - start.at,
+        call: after_call.at - after_setup.at,
+        teardown: after_teardown.at - after_call.at,
+    };
     let outcome = call.outcome.unwrap_or_else(|| Outcome::Error { message: "the test body was never called".into() });
     let outcome = apply_xfail(outcome, test);
-    Attempt { outcome: with_teardown_errors(outcome, errors), phases }
+    Attempt { outcome: with_teardown_errors(outcome, errors), phases, measurements }
 }
 
 /// `xfail`: a failure of the body is expected; a pass is `xpassed`.
@@ -206,16 +217,13 @@ pub(crate) fn execute_with_timeout(
         let _ = tx.send(execute(&test_owned, &shared_owned, teardown));
     });
     if let Err(err) = spawned {
-        return Attempt {
-            outcome: Outcome::Error { message: format!("failed to start a thread for the test: {err}") },
-            phases: Phases::default(),
-        };
+        return Attempt::bare(Outcome::Error { message: format!("failed to start a thread for the test: {err}") });
     }
     match rx.recv_timeout(timeout) {
         Ok(attempt) => attempt,
         Err(_) => Attempt {
-            outcome: Outcome::TimedOut { after: timeout },
             phases: Phases { call: timeout, ..Phases::default() },
+            ..Attempt::bare(Outcome::TimedOut { after: timeout })
         },
     }
 }

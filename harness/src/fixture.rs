@@ -132,7 +132,7 @@ impl std::fmt::Debug for Store {
 }
 
 impl Store {
-    fn get<T: Fixture>(&self) -> Option<Arc<T>> {
+    pub(crate) fn get<T: Fixture>(&self) -> Option<Arc<T>> {
         let entry = &self.entries[*self.index.get(&TypeId::of::<T>())?];
         entry.value.clone().downcast::<T>().ok()
     }

@@ -28,3 +28,14 @@ pub(crate) fn output_dir(env: &dyn Fn(&str) -> Option<String>) -> PathBuf {
         .and_then(|exe| exe.ancestors().find(|dir| dir.join("CACHEDIR.TAG").is_file()).map(Path::to_path_buf));
     from_exe.unwrap_or_else(|| PathBuf::from("target")).join("reliability")
 }
+
+/// Appends `bytes` to `path` (for `$GITHUB_STEP_SUMMARY`, which other steps write too).
+pub(crate) fn append_file(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    use std::io::Write;
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| format!("failed to open {}: {e}", path.display()))?;
+    file.write_all(bytes).map_err(|e| format!("failed to append to {}: {e}", path.display()))
+}

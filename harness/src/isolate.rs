@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use crate::execute::{Teardown, execute};
 use crate::fixture::Shared;
+use crate::measure::sampler::Sampler;
 use crate::outcome::{Attempt, Outcome, Phases};
 use crate::registry::TestCase;
 
@@ -30,6 +31,10 @@ pub(crate) const CHILD_ENV: &str = "RELIABILITY_CHILD";
 pub(crate) const SHARED_ENV: &str = "RELIABILITY_SHARED";
 /// Set in a child: its memory limit in MiB.
 pub(crate) const MEMORY_ENV: &str = "RELIABILITY_MEMORY_LIMIT_MB";
+/// Set in a child (`--heap-profile`, `dhat-heap` builds): where to write its dhat profile.
+pub(crate) const HEAP_PROFILE_ENV: &str = "RELIABILITY_HEAP_PROFILE_DIR";
+/// Set in a child: the metrics layer is off (`--no-metrics`).
+pub(crate) const NO_METRICS_ENV: &str = "RELIABILITY_NO_METRICS";
 
 /// What the parent needs to start one child.
 #[derive(Debug)]
@@ -43,6 +48,8 @@ pub(crate) struct ChildSpec<'a> {
     pub(crate) config: Option<&'a Path>,
     /// Where result and output files go.
     pub(crate) scratch: &'a Path,
+    /// `--heap-profile`: the directory for dhat profiles.
+    pub(crate) heap_profile: Option<&'a Path>,
     pub(crate) interrupted: &'a AtomicBool,
 }
 
@@ -61,10 +68,7 @@ fn scratch_files(dir: &Path) -> (PathBuf, PathBuf) {
 }
 
 fn failed_to(what: &str, err: impl std::fmt::Display) -> ChildRun {
-    ChildRun {
-        attempt: Attempt { outcome: Outcome::Error { message: format!("{what}: {err}") }, phases: Phases::default() },
-        output: String::new(),
-    }
+    ChildRun { attempt: Attempt::bare(Outcome::Error { message: format!("{what}: {err}") }), output: String::new() }
 }
 
 fn kill_group(pid: u32) {
@@ -94,6 +98,13 @@ pub(crate) fn run_child(spec: &ChildSpec<'_>) -> ChildRun {
     }
     if let Some(limit) = spec.test.settings.memory_limit_mb {
         cmd.env(MEMORY_ENV, limit.to_string());
+    }
+    match spec.heap_profile {
+        Some(dir) => cmd.env(HEAP_PROFILE_ENV, dir),
+        None => cmd.env_remove(HEAP_PROFILE_ENV),
+    };
+    if !crate::measure::enabled() {
+        cmd.env(NO_METRICS_ENV, "1");
     }
     if spec.nocapture {
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
@@ -127,12 +138,15 @@ pub(crate) fn run_child(spec: &ChildSpec<'_>) -> ChildRun {
         let _ = tx.send(child.wait());
     });
 
+    let mut sampler = Sampler::new(pid);
     let mut ended: Option<Outcome> = None;
     let status = loop {
+        sampler.tick();
         let tick = match (spec.timeout, ended.is_some()) {
             (Some(limit), false) => limit.saturating_sub(started.elapsed()).min(Duration::from_millis(50)),
             _ => Duration::from_millis(50),
-        };
+        }
+        .min(sampler.due_in().max(Duration::from_millis(1)));
         match rx.recv_timeout(tick) {
             Ok(status) => break status,
             Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
@@ -171,15 +185,16 @@ pub(crate) fn run_child(spec: &ChildSpec<'_>) -> ChildRun {
     let _ = std::fs::remove_file(&result_path);
     let _ = std::fs::remove_file(&output_path);
 
-    let attempt = match (ended, result, status) {
-        (Some(outcome), _, _) => Attempt { outcome, phases: Phases { call: elapsed, ..Phases::default() } },
+    let died = |outcome| Attempt { phases: Phases { call: elapsed, ..Phases::default() }, ..Attempt::bare(outcome) };
+    let mut attempt = match (ended, result, status) {
+        (Some(outcome), _, _) => died(outcome),
         (None, Some(attempt), _) => attempt,
-        (None, None, Ok(status)) => Attempt {
-            outcome: Outcome::Crashed { cause: crash_cause(status, &diagnosis, spec.test.settings.memory_limit_mb) },
-            phases: Phases { call: elapsed, ..Phases::default() },
-        },
+        (None, None, Ok(status)) => {
+            died(Outcome::Crashed { cause: crash_cause(status, &diagnosis, spec.test.settings.memory_limit_mb) })
+        }
         (None, None, Err(err)) => failed_to("failed to wait for the test process", err).attempt,
     };
+    attempt.measurements.series = sampler.finish(elapsed);
     ChildRun { attempt, output }
 }
 
@@ -243,6 +258,9 @@ pub(crate) fn crash_cause(status: ExitStatus, output: &str, memory_limit_mb: Opt
 
 /// The child side: runs the test named on the command line and writes the result.
 pub(crate) fn child_main(test: &TestCase, result_path: &Path) -> Result<(), String> {
+    if std::env::var_os(NO_METRICS_ENV).is_some() {
+        crate::measure::set_enabled(false);
+    }
     if let Some(limit) = std::env::var(MEMORY_ENV).ok().and_then(|v| v.parse::<u64>().ok()) {
         limit_memory(limit)?;
     }
@@ -253,7 +271,15 @@ pub(crate) fn child_main(test: &TestCase, result_path: &Path) -> Result<(), Stri
         _ => Default::default(),
     };
     let shared = Shared { adopted, ..Shared::default() };
-    let attempt = execute(test, &shared, Teardown { suite: true, session: true });
+    let profile = std::env::var_os(HEAP_PROFILE_ENV).map(|dir| {
+        let slug: String = test.name.chars().map(|c| if c.is_alphanumeric() { c } else { '_' }).collect();
+        std::path::PathBuf::from(dir).join(format!("{slug}.json"))
+    });
+    let profiler = crate::measure::heap::start(profile);
+    let mut attempt = execute(test, &shared, Teardown { suite: true, session: true });
+    // Stopping the profiler writes its file (with --heap-profile).
+    drop(profiler);
+    attempt.measurements.peak_rss_bytes = crate::measure::peak_rss_bytes();
     let json = serde_json::to_vec(&attempt).map_err(|e| format!("failed to encode the result: {e}"))?;
     std::fs::write(result_path, json).map_err(|e| format!("failed to write {}: {e}", result_path.display()))
 }

@@ -27,7 +27,35 @@ pub struct RunOptions {
     pub last_failed: bool,
     /// Run last run's failures first.
     pub failed_first: bool,
+    /// The metrics layer is on.
+    pub metrics: bool,
+    /// Write a dhat profile per test.
+    pub heap_profile: bool,
+    /// An extra JUnit XML path.
+    pub junitxml: Option<std::path::PathBuf>,
+    /// Where and how to push, if anywhere.
+    pub push: Option<PushOptions>,
+    /// A failed push fails the run.
+    pub require_push: bool,
 }
+
+/// Pushgateway settings.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PushOptions {
+    /// Base URL, e.g. `http://127.0.0.1:9091`.
+    pub url: String,
+    /// Job name.
+    pub job: String,
+    /// Budget for the whole push, all groups and retries.
+    pub timeout: Duration,
+    /// Retries of one failed request.
+    pub retries: u32,
+    /// Extra grouping labels.
+    pub labels: Vec<(String, String)>,
+}
+
+/// Grouping label names the harness sets itself.
+const RESERVED_LABELS: &[&str] = &["job", "suite", "test", "outcome", "instance", "quantile", "operation"];
 
 impl Default for RunOptions {
     fn default() -> Self {
@@ -41,6 +69,11 @@ impl Default for RunOptions {
             durations: None,
             last_failed: false,
             failed_first: false,
+            metrics: true,
+            heap_profile: false,
+            junitxml: None,
+            push: None,
+            require_push: false,
         }
     }
 }
@@ -107,7 +140,51 @@ impl RunOptions {
             durations: parse(&settings.durations, "durations", "a whole number >= 0 (0: all)", |v| v.parse().ok())?,
             last_failed: parse(&settings.last_failed, "last-failed", "a boolean", boolean)?.unwrap_or(false),
             failed_first: parse(&settings.failed_first, "failed-first", "a boolean", boolean)?.unwrap_or(false),
+            metrics: parse(&settings.metrics, "metrics", "a boolean", boolean)?.unwrap_or(true),
+            heap_profile: parse(&settings.heap_profile, "heap-profile", "a boolean", boolean)?.unwrap_or(false),
+            junitxml: settings.junitxml.as_ref().map(|p| std::path::PathBuf::from(&p.value)),
+            push: Self::push(settings)?,
+            require_push: parse(&settings.require_push, "require-push", "a boolean", boolean)?.unwrap_or(false),
         })
+    }
+
+    fn push(settings: &RunSettings) -> Result<Option<PushOptions>, InvalidValue> {
+        let url = parse(&settings.pushgateway_url, "pushgateway url", "an http:// or https:// URL", |v| {
+            (v.starts_with("http://") || v.starts_with("https://")).then(|| v.trim_end_matches('/').to_string())
+        })?;
+        let Some(url) = url.filter(|u| !u.is_empty()) else { return Ok(None) };
+        let job = parse(&settings.pushgateway_job, "pushgateway job", "a non-empty name", |v| {
+            (!v.is_empty()).then(|| v.to_string())
+        })?;
+        let mut labels = Vec::new();
+        for item in &settings.pushgateway_labels {
+            let label = parse(
+                &Some(item.clone()),
+                "pushgateway label",
+                "NAME=VALUE with NAME a Prometheus label name, \
+                 not one the harness sets (job, suite, test, outcome, instance, quantile, operation), and VALUE non-empty",
+                |v| {
+                    let (name, value) = v.split_once('=')?;
+                    let mut chars = name.chars();
+                    let valid = chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+                        && !name.starts_with("__")
+                        && !RESERVED_LABELS.contains(&name);
+                    (valid && !value.is_empty()).then(|| (name.to_string(), value.to_string()))
+                },
+            )?;
+            labels.extend(label);
+        }
+        Ok(Some(PushOptions {
+            url,
+            job: job.unwrap_or_else(|| "reliability".to_string()),
+            timeout: parse(&settings.push_timeout, "pushgateway timeout", "seconds, a number > 0", seconds)?
+                .filter(|t| !t.is_zero())
+                .unwrap_or(Duration::from_secs(5)),
+            retries: parse(&settings.push_retries, "pushgateway retries", "a whole number >= 0", |v| v.parse().ok())?
+                .unwrap_or(2),
+            labels,
+        }))
     }
 }
 
@@ -136,6 +213,32 @@ mod tests {
         assert_eq!((options.reruns, options.maxfail, options.durations), (2, Some(1), Some(0)));
         let zero = RunSettings { timeout: flag("0", "--timeout"), ..Default::default() };
         assert_eq!(RunOptions::resolve(&zero).unwrap().timeout, None);
+    }
+
+    #[test]
+    fn pushgateway_options() {
+        let settings = RunSettings {
+            pushgateway_url: flag("http://127.0.0.1:9091/", "--pushgateway-url"),
+            pushgateway_labels: vec![Sourced {
+                value: "branch=feature/x".into(),
+                origin: Origin::Flag("--pushgateway-label"),
+            }],
+            ..Default::default()
+        };
+        let push = RunOptions::resolve(&settings).unwrap().push.unwrap();
+        assert_eq!(push.url, "http://127.0.0.1:9091");
+        assert_eq!((push.job.as_str(), push.timeout, push.retries), ("reliability", Duration::from_secs(5), 2));
+        assert_eq!(push.labels, [("branch".to_string(), "feature/x".to_string())]);
+        for bad in ["suite=x", "branch=", "1x=y", "noequals"] {
+            let settings = RunSettings {
+                pushgateway_url: flag("http://h:1", "--pushgateway-url"),
+                pushgateway_labels: vec![Sourced { value: bad.into(), origin: Origin::Flag("--pushgateway-label") }],
+                ..Default::default()
+            };
+            assert!(RunOptions::resolve(&settings).is_err(), "{bad}");
+        }
+        let ftp = RunSettings { pushgateway_url: flag("ftp://h", "--pushgateway-url"), ..Default::default() };
+        assert!(RunOptions::resolve(&ftp).unwrap_err().to_string().contains("expected an http:// or https:// URL"));
     }
 
     #[test]

@@ -142,16 +142,26 @@ impl Phases {
 }
 
 /// One attempt at a test, as executed in-process (or reported by a child process).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Attempt {
     /// The outcome of this attempt alone (before retries are considered).
     pub outcome: Outcome,
     /// Phase timings.
     pub phases: Phases,
+    /// What the metrics layer measured, and the figures the test recorded.
+    #[serde(default)]
+    pub measurements: crate::measure::Measurements,
+}
+
+impl Attempt {
+    /// An attempt that has only an outcome (it never really started, or its process died).
+    pub fn bare(outcome: Outcome) -> Attempt {
+        Attempt { outcome, phases: Phases::default(), measurements: Default::default() }
+    }
 }
 
 /// The final record of a test: what reporters receive.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TestReport {
     /// Test name.
     pub name: String,
@@ -223,6 +233,7 @@ mod tests {
         let attempt = Attempt {
             outcome: Outcome::TimedOut { after: Duration::from_millis(1500) },
             phases: Phases { setup: Duration::from_millis(1), call: Duration::from_secs(2), teardown: Duration::ZERO },
+            measurements: Default::default(),
         };
         let json = serde_json::to_string(&attempt).unwrap();
         assert!(json.contains("\"kind\":\"timed_out\""), "{json}");

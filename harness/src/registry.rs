@@ -118,8 +118,10 @@ pub struct TestCase {
     pub name: String,
     /// Markers, deduplicated, in the order written.
     pub markers: Vec<&'static str>,
-    /// `file:line` of the definition.
-    pub location: String,
+    /// Source file of the definition.
+    pub file: &'static str,
+    /// Source line of the definition.
+    pub line: u32,
     /// Settings from the attribute.
     pub settings: Settings,
     /// Shared-fixture hooks of the fixtures it takes.
@@ -131,17 +133,10 @@ pub struct TestCase {
 impl TestCase {
     /// Builds the stable name and marker list from a definition.
     pub fn from_def(def: &TestDef) -> TestCase {
-        // `module_path!()` starts with the crate name; libtest's names do not.
-        let module = def.module_path.split_once("::").map(|(_, rest)| rest);
-        let mut name = match module {
-            Some(module) => format!("{module}::{}", def.function),
-            None => def.function.to_string(),
-        };
-        if let Some(case) = def.case {
-            name.push('[');
-            name.push_str(case);
-            name.push(']');
-        }
+        TestCase::named(name_of(def), def)
+    }
+
+    fn named(name: String, def: &TestDef) -> TestCase {
         let mut markers: Vec<&'static str> = Vec::with_capacity(def.markers.len());
         for marker in def.markers {
             if !markers.contains(marker) {
@@ -151,11 +146,17 @@ impl TestCase {
         TestCase {
             name,
             markers,
-            location: format!("{}:{}", def.file, def.line),
+            file: def.file,
+            line: def.line,
             settings: def.settings,
             shares: def.shares,
             run: def.run,
         }
+    }
+
+    /// `file:line` of the definition.
+    pub fn location(&self) -> String {
+        format!("{}:{}", self.file, self.line)
     }
 
     /// Whether the test carries `marker`.
@@ -186,20 +187,66 @@ pub fn collect() -> Result<Vec<TestCase>, DuplicateName> {
     from_defs(inventory::iter::<TestDef>)
 }
 
+/// The module path without the crate name (`None` at the crate root). A crate name has no
+/// `:`, so the first `:` starts the first `::`.
+fn module_of(def: &TestDef) -> Option<&'static str> {
+    def.module_path.find(':').map(|i| &def.module_path[i + 2..])
+}
+
+/// `module::path::function[case]`, without the crate name (libtest's names have none).
+fn name_of(def: &TestDef) -> String {
+    let module = module_of(def);
+    let len = module.map_or(0, |m| m.len() + 2) + def.function.len() + def.case.map_or(0, |c| c.len() + 2);
+    let mut name = String::with_capacity(len);
+    if let Some(module) = module {
+        name.push_str(module);
+        name.push_str("::");
+    }
+    name.push_str(def.function);
+    if let Some(case) = def.case {
+        name.push('[');
+        name.push_str(case);
+        name.push(']');
+    }
+    name
+}
+
+/// Whether `def`'s name is `query`, without building the name.
+fn is_named(def: &TestDef, query: &str) -> bool {
+    let rest = match module_of(def) {
+        Some(module) => match query.strip_prefix(module).and_then(|r| r.strip_prefix("::")) {
+            Some(rest) => rest,
+            None => return false,
+        },
+        None => query,
+    };
+    let Some(rest) = rest.strip_prefix(def.function) else { return false };
+    match def.case {
+        Some(case) => rest.strip_prefix('[').and_then(|r| r.strip_suffix(']')) == Some(case),
+        None => rest.is_empty(),
+    }
+}
+
+/// The test named `name`, found without collecting and sorting the whole registry: every
+/// child process of a process-isolated run (and every nextest process) runs one test by name.
+pub fn find(name: &str) -> Option<TestCase> {
+    inventory::iter::<TestDef>.into_iter().find(|def| is_named(def, name)).map(TestCase::from_def)
+}
+
 /// Builds the sorted, duplicate-free test list from definitions.
+///
+/// Every process pays this at start-up (each child of a process-isolated run too), so it sorts
+/// small `(name, &def)` pairs rather than whole test cases.
 pub fn from_defs<'a>(defs: impl IntoIterator<Item = &'a TestDef>) -> Result<Vec<TestCase>, DuplicateName> {
-    let mut tests: Vec<TestCase> = defs.into_iter().map(TestCase::from_def).collect();
-    tests.sort_by(|a, b| a.name.cmp(&b.name));
-    for pair in tests.windows(2) {
-        if pair[0].name == pair[1].name {
-            return Err(DuplicateName {
-                name: pair[0].name.clone(),
-                first: pair[0].location.clone(),
-                second: pair[1].location.clone(),
-            });
+    let mut named: Vec<(String, &TestDef)> = defs.into_iter().map(|def| (name_of(def), def)).collect();
+    named.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    for pair in named.windows(2) {
+        if pair[0].0 == pair[1].0 {
+            let at = |def: &TestDef| format!("{}:{}", def.file, def.line);
+            return Err(DuplicateName { name: pair[0].0.clone(), first: at(pair[0].1), second: at(pair[1].1) });
         }
     }
-    Ok(tests)
+    Ok(named.into_iter().map(|(name, def)| TestCase::named(name, def)).collect())
 }
 
 /// Name → index, for O(1) `--exact` lookups (nextest starts one process per test).
@@ -240,6 +287,23 @@ mod tests {
         let names: Vec<&str> = tests.iter().map(|t| t.name.as_str()).collect();
         assert_eq!(names, ["a::b::p[10-x]", "delivery::baseline", "top"]);
         assert_eq!(tests[0].markers, ["e2e", "slow"]);
+    }
+
+    #[test]
+    fn is_named_agrees_with_name_of() {
+        let defs = [
+            def("reliability::delivery", "baseline", None),
+            def("reliability", "top", None),
+            def("reliability::a::b", "p", Some("10-x")),
+        ];
+        for d in &defs {
+            assert!(is_named(d, &name_of(d)), "{}", name_of(d));
+        }
+        for wrong in
+            ["delivery::baselin", "delivery::baseline2", "a::b::p", "a::b::p[10-x", "top[1]", "delivery:baseline"]
+        {
+            assert!(defs.iter().all(|d| !is_named(d, wrong)), "{wrong}");
+        }
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use clap::Parser as _;
 use libtest_mimic::{Arguments, Conclusion, FormatSetting, Trial};
@@ -21,11 +21,15 @@ use libtest_mimic::{Arguments, Conclusion, FormatSetting, Trial};
 use crate::cache::LastFailed;
 use crate::cli::Cli;
 use crate::config::{Config, SelectionSettings};
-use crate::error::{EXIT_INTERRUPTED, EXIT_OK, EXIT_TESTS_FAILED, Error};
+use crate::error::{EXIT_INTERRUPTED, EXIT_OK, EXIT_PUSH_FAILED, EXIT_TESTS_FAILED, Error};
 use crate::fixture::Shared;
+use crate::measure::heap;
 use crate::options::RunOptions;
+use crate::outcome::Outcome;
 use crate::outcome::TestReport;
+use crate::publish::{Group, Spool};
 use crate::registry::{self, Isolation, TestCase};
+use crate::report::RunInfo;
 use crate::schedule::{RunCtx, Slots};
 use crate::selection::{Decision, Selection};
 use crate::summary::Summary;
@@ -47,11 +51,17 @@ pub(crate) fn loaded_config() -> Option<&'static Config> {
 /// }
 /// ```
 pub fn main() -> ExitCode {
-    let tests = match registry::collect() {
-        Ok(tests) => tests,
-        Err(err) => return fail(&err.into()),
+    let args: Vec<OsString> = std::env::args_os().collect();
+    // One test by exact name (a child, nextest, an IDE): no need to collect them all.
+    let found = Cli::exact_name(&args).and_then(|name| registry::find(&name));
+    let tests = match found {
+        Some(test) => vec![test],
+        None => match registry::collect() {
+            Ok(tests) => tests,
+            Err(err) => return fail(&err.into()),
+        },
     };
-    match run(tests, std::env::args_os().collect(), &|key| std::env::var(key).ok()) {
+    match run(tests, args, &|key| std::env::var(key).ok()) {
         Ok(code) => ExitCode::from(code),
         Err(err) => fail(&err),
     }
@@ -74,6 +84,7 @@ fn layer(file: SelectionSettings, over: SelectionSettings) -> SelectionSettings 
 /// Runs `tests` with `args` (argv, including argv[0]) and `env`; returns the exit code.
 pub fn run(tests: Vec<TestCase>, args: Vec<OsString>, env: &dyn Fn(&str) -> Option<String>) -> Result<u8, Error> {
     let started = Instant::now();
+    let started_at = SystemTime::now();
     let cli = Cli::parse(args, env)?;
     if cli.help {
         println!("{}", Cli::help());
@@ -96,13 +107,14 @@ pub fn run(tests: Vec<TestCase>, args: Vec<OsString>, env: &dyn Fn(&str) -> Opti
     let config = Config::discover(cli.config.as_ref(), manifest_dir.as_deref())?;
     for test in &tests {
         for marker in &test.markers {
-            config.markers.check(marker, &format!("test `{}` ({})", test.name, test.location))?;
+            config.markers.check(marker, &format!("test `{}` ({})", test.name, test.location()))?;
         }
     }
     let settings = layer(config.selection.clone(), cli.selection.clone());
     let selection = Selection::new(&settings, &config.markers)?;
     let options = RunOptions::resolve(&config.run.clone().layered(cli.run.clone()))?;
     let config = LOADED_CONFIG.get_or_init(|| config);
+    crate::measure::set_enabled(options.metrics);
 
     let index = registry::index_by_name(&tests);
     let exact = libtest.filter.as_deref().filter(|_| libtest.exact).map(|name| (name, index.get(name).copied()));
@@ -126,6 +138,9 @@ pub fn run(tests: Vec<TestCase>, args: Vec<OsString>, env: &dyn Fn(&str) -> Opti
     }
 
     let output_dir = crate::io::output_dir(env);
+    if cli.push_pending {
+        return push_pending(&options, &output_dir, env);
+    }
     let mut summary = Summary::default();
     let (order, in_process): (Vec<(usize, Decision)>, bool) = match exact {
         // `--exact NAME` always runs NAME, gated or deselected, in this process: it is how
@@ -141,6 +156,25 @@ pub fn run(tests: Vec<TestCase>, args: Vec<OsString>, env: &dyn Fn(&str) -> Opti
         }
     };
 
+    let dhat_dir = output_dir.join("dhat");
+    if options.heap_profile && !heap::PROFILES {
+        return Err(Error::Runtime(
+            "--heap-profile needs the harness built with the dhat-heap feature \
+             (e.g. cargo test --features reliability-harness/dhat-heap)"
+                .into(),
+        ));
+    }
+    // dhat allows one profiler per process: children run their own; tests running in this
+    // process share one for the run.
+    let in_this_process = in_process
+        || order.iter().any(|(i, _)| tests[*i].settings.isolation.unwrap_or(options.isolation) == Isolation::Thread);
+    let profile_here = (options.heap_profile && in_process).then(|| dhat_dir.join("run.json"));
+    let heap_profile_dir = options.heap_profile.then(|| dhat_dir.clone());
+    if options.heap_profile {
+        std::fs::create_dir_all(&dhat_dir)
+            .map_err(|e| Error::Runtime(format!("failed to create {}: {e}", dhat_dir.display())))?;
+    }
+    let profiler = if in_this_process && !libtest.list { heap::start(profile_here) } else { None };
     let (events, reports) = std::sync::mpsc::channel::<TestReport>();
     let ctx = Arc::new(RunCtx {
         slots: Slots::new(
@@ -157,10 +191,12 @@ pub fn run(tests: Vec<TestCase>, args: Vec<OsString>, env: &dyn Fn(&str) -> Opti
         handed_over: Mutex::new(BTreeMap::new()),
         config_path: config.path.clone(),
         scratch: output_dir.join("children"),
+        heap_profile_dir,
         events,
     });
 
     let mut trials = Vec::new();
+    let mut gated = Vec::new();
     for (i, decision) in &order {
         let test = &tests[*i];
         let trial = match decision {
@@ -168,7 +204,14 @@ pub fn run(tests: Vec<TestCase>, args: Vec<OsString>, env: &dyn Fn(&str) -> Opti
             Decision::Gated { missing } => {
                 let trial = trial(test, &ctx).with_ignored_flag(true);
                 if !libtest.is_filtered_out(&trial) && libtest.is_ignored(&trial) {
-                    summary.gated.entry(Decision::gate_reason(missing)).or_default().push(test.name.clone());
+                    gated.push(TestReport {
+                        name: test.name.clone(),
+                        markers: test.markers.iter().map(|m| m.to_string()).collect(),
+                        outcome: Outcome::Skipped { reason: Decision::gate_reason(missing) },
+                        attempts: Vec::new(),
+                        output: String::new(),
+                        isolation: ctx.isolation_of(test).label().to_string(),
+                    });
                 }
                 trial
             }
@@ -212,18 +255,23 @@ pub fn run(tests: Vec<TestCase>, args: Vec<OsString>, env: &dyn Fn(&str) -> Opti
     }
 
     let conclusion = libtest_mimic::run(&libtest, trials);
-    let reports: Vec<TestReport> = reports.try_iter().collect();
+    let mut reports: Vec<TestReport> = reports.try_iter().collect();
     let session_errors = ctx.shared.lock_session().teardown_all();
+    drop(profiler);
     if libtest.list {
         return Ok(EXIT_OK);
     }
+    reports.extend(gated);
 
     let interrupted = ctx.interrupted.load(Ordering::SeqCst);
     summary.filtered_out = conclusion.num_filtered_out;
     summary.session_errors = session_errors;
     summary.elapsed = started.elapsed();
+    let mut push_failed = false;
     if !in_process {
-        write_outputs(&output_dir, &reports, &ctx.options, &mut summary);
+        let run = RunInfo::collect(env, started_at, started.elapsed(), interrupted);
+        write_outputs(&output_dir, &run, &reports, &ctx.options, env, &mut summary);
+        push_failed = publish(&output_dir, &run, &reports, &ctx.options, env, &mut summary);
     }
     let machine_output = matches!(libtest.format, Some(FormatSetting::Json)) || libtest.logfile.is_some();
     if !machine_output {
@@ -232,7 +280,56 @@ pub fn run(tests: Vec<TestCase>, args: Vec<OsString>, env: &dyn Fn(&str) -> Opti
     for error in &summary.session_errors {
         eprintln!("error: {error}");
     }
-    Ok(exit_code(&conclusion, interrupted, !summary.session_errors.is_empty()))
+    let code = exit_code(&conclusion, interrupted, !summary.session_errors.is_empty());
+    Ok(if code == EXIT_OK && push_failed && ctx.options.require_push { EXIT_PUSH_FAILED } else { code })
+}
+
+/// `--push-pending`: delivers what earlier runs could not push.
+fn push_pending(
+    options: &RunOptions,
+    output_dir: &std::path::Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<u8, Error> {
+    let Some(push) = &options.push else {
+        return Err(Error::Runtime(
+            "--push-pending needs a Pushgateway: --pushgateway-url, PROMETHEUS_PUSHGATEWAY_URL or [pushgateway] url"
+                .into(),
+        ));
+    };
+    let spool = Spool::new(output_dir);
+    let outcome = crate::publish::push_pending(push, &spool, env);
+    println!("delivered {} pending push(es) to {}", outcome.delivered, push.url);
+    for error in &outcome.errors {
+        eprintln!("warning: {error}");
+    }
+    Ok(if outcome.errors.is_empty() { EXIT_OK } else { EXIT_PUSH_FAILED })
+}
+
+/// Pushes one group per suite; returns whether anything failed (it is spooled then).
+fn publish(
+    output_dir: &std::path::Path,
+    run: &RunInfo,
+    reports: &[TestReport],
+    options: &RunOptions,
+    env: &dyn Fn(&str) -> Option<String>,
+    summary: &mut Summary,
+) -> bool {
+    let Some(push) = &options.push else { return false };
+    let groups: Vec<Group> = crate::report::suites(reports)
+        .into_iter()
+        .map(|suite| Group {
+            path: crate::publish::group_path(&push.job, suite, &push.labels),
+            body: crate::report::prom::render(run, reports, Some(suite)),
+        })
+        .collect();
+    let outcome = crate::publish::publish(push, groups, &Spool::new(output_dir), env);
+    for error in &outcome.errors {
+        summary.notes.push(format!("warning: {error}"));
+    }
+    if outcome.errors.is_empty() {
+        summary.notes.push(format!("pushed {} group(s) to {}", outcome.delivered, push.url));
+    }
+    !outcome.errors.is_empty()
 }
 
 /// `--lf` keeps only last run's failures (all tests if there were none); `--ff` puts them first.
@@ -266,14 +363,36 @@ fn apply_last_failed(
     order
 }
 
-fn write_outputs(dir: &std::path::Path, reports: &[TestReport], options: &RunOptions, summary: &mut Summary) {
-    let report = serde_json::json!({ "schema": "reliability-report/0", "tests": reports });
-    let written = serde_json::to_vec_pretty(&report)
-        .map_err(|e| format!("failed to encode the report: {e}"))
-        .and_then(|json| crate::io::write_file(&dir.join("report.json"), &json));
+/// Writes report.json, junit.xml (and `--junitxml`), metrics.prom, the last-failed cache and
+/// the GitHub step summary. A failed write is a warning: the other files are still written.
+fn write_outputs(
+    dir: &std::path::Path,
+    run: &RunInfo,
+    reports: &[TestReport],
+    options: &RunOptions,
+    env: &dyn Fn(&str) -> Option<String>,
+    summary: &mut Summary,
+) {
+    use crate::report::{json, junit, markdown, prom};
+    let mut results =
+        vec![json::render(run, reports).and_then(|j| crate::io::write_file(&dir.join("report.json"), &j))];
+    match junit::render(run, reports) {
+        Ok(xml) => {
+            results.push(crate::io::write_file(&dir.join("junit.xml"), xml.as_bytes()));
+            if let Some(extra) = &options.junitxml {
+                results.push(crate::io::write_file(extra, xml.as_bytes()));
+            }
+        }
+        Err(err) => results.push(Err(err)),
+    }
+    results.push(crate::io::write_file(&dir.join("metrics.prom"), prom::render(run, reports, None).as_bytes()));
     let mut cache = LastFailed::load(dir);
     cache.update(reports, options.flaky_fails);
-    for result in [written, cache.save(dir).map(drop)] {
+    results.push(cache.save(dir).map(drop));
+    if let Some(path) = env("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) {
+        results.push(crate::io::append_file(std::path::Path::new(&path), markdown::render(run, reports).as_bytes()));
+    }
+    for result in results {
         if let Err(err) = result {
             summary.notes.push(format!("warning: {err}"));
         }

@@ -23,14 +23,14 @@ use crate::execute::{Teardown, execute_with_timeout};
 use crate::fixture::Shared;
 use crate::isolate::{ChildSpec, run_child};
 use crate::options::RunOptions;
-use crate::outcome::{Attempt, Outcome, Phases, TestReport};
+use crate::outcome::{Attempt, Outcome, TestReport};
 use crate::registry::{Isolation, TestCase};
 
 /// A FIFO weighted semaphore: requests are served strictly in arrival order, so a serial
 /// test waiting for every slot is not starved by small ones arriving after it.
 #[derive(Debug)]
 pub(crate) struct Slots {
-    capacity: u32,
+    pub(crate) capacity: u32,
     state: Mutex<SlotState>,
     changed: Condvar,
 }
@@ -101,6 +101,7 @@ pub(crate) struct RunCtx {
     pub(crate) handed_over: Mutex<BTreeMap<&'static str, String>>,
     pub(crate) config_path: Option<PathBuf>,
     pub(crate) scratch: PathBuf,
+    pub(crate) heap_profile_dir: Option<PathBuf>,
     pub(crate) events: Sender<TestReport>,
 }
 
@@ -146,12 +147,7 @@ impl RunCtx {
             Isolation::Process => {
                 let shared_env = match self.handover(test) {
                     Ok(env) => env,
-                    Err(message) => {
-                        return (
-                            Attempt { outcome: Outcome::Error { message }, phases: Phases::default() },
-                            String::new(),
-                        );
-                    }
+                    Err(message) => return (Attempt::bare(Outcome::Error { message }), String::new()),
                 };
                 let spec = ChildSpec {
                     test,
@@ -160,6 +156,7 @@ impl RunCtx {
                     shared_env: &shared_env,
                     config: self.config_path.as_deref(),
                     scratch: &self.scratch,
+                    heap_profile: self.heap_profile_dir.as_deref(),
                     interrupted: &self.interrupted,
                 };
                 let run = run_child(&spec);
@@ -209,9 +206,12 @@ impl RunCtx {
         }
         let retries = test.settings.retries.unwrap_or(self.options.reruns);
         let timeout = test.settings.timeout.and_then(|s| Duration::try_from_secs_f64(s).ok()).or(self.options.timeout);
+        // Thread isolation beside other tests: process-wide figures are not this test's alone.
+        let shared_process = isolation == Isolation::Thread && !serial && self.slots.capacity > 1;
         let mut attempts = Vec::new();
         loop {
-            let (attempt, output) = self.attempt(test, isolation, timeout);
+            let (mut attempt, output) = self.attempt(test, isolation, timeout);
+            attempt.measurements.shared = shared_process;
             let retry = attempt.outcome.is_retryable()
                 && attempts.len() < retries as usize
                 && !self.interrupted.load(Ordering::SeqCst);
@@ -253,7 +253,7 @@ impl RunCtx {
 }
 
 fn not_run(reason: String) -> Attempt {
-    Attempt { outcome: Outcome::NotRun { reason }, phases: Phases::default() }
+    Attempt::bare(Outcome::NotRun { reason })
 }
 
 /// The outcome after retries: a pass after failures is flaky.
@@ -284,7 +284,7 @@ mod tests {
     use super::*;
 
     fn attempt(outcome: Outcome) -> Attempt {
-        Attempt { outcome, phases: Phases::default() }
+        Attempt::bare(outcome)
     }
 
     #[test]

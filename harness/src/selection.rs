@@ -147,7 +147,8 @@ mod tests {
         TestCase {
             name: name.to_string(),
             markers: markers.to_vec(),
-            location: String::new(),
+            file: "f.rs",
+            line: 1,
             settings: crate::registry::Settings::DEFAULT,
             shares: &[],
             run: ok,

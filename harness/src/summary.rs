@@ -13,8 +13,6 @@ use crate::outcome::{Outcome, TestReport};
 /// What the summary needs beyond the reports.
 #[derive(Debug, Default)]
 pub struct Summary {
-    /// Tests gated by opt-in markers (never started), by reason.
-    pub gated: BTreeMap<String, Vec<String>>,
     /// Tests our selection removed.
     pub deselected: u64,
     /// Tests libtest's own filter removed.
@@ -46,8 +44,6 @@ impl Summary {
             };
             *counts.entry(key).or_default() += 1;
         }
-        let gated: usize = self.gated.values().map(Vec::len).sum();
-        *counts.entry("skipped").or_default() += gated as u64;
         *counts.entry("deselected").or_default() += self.deselected + self.filtered_out;
         ["passed", "failed", "errors", "flaky", "skipped", "xfailed", "xpassed", "not run", "deselected"]
             .into_iter()
@@ -79,9 +75,6 @@ impl Summary {
             }
         }
         let mut lines = Vec::new();
-        for (reason, names) in &self.gated {
-            lines.push(format!("SKIPPED [{}] {reason}", names.len()));
-        }
         let mut runtime_skips: BTreeMap<&str, usize> = BTreeMap::new();
         for report in reports {
             match &report.outcome {

@@ -1,9 +1,11 @@
-//! Per-test overhead of the runner on 1,000 trivial tests, all measured in this one run:
-//! thread isolation, process isolation (the default), and cargo-nextest running the same
-//! tests (one process per test, as nextest always does). Figures are medians of a few runs,
-//! and the start-up cost of the binary (a run that selects nothing) is subtracted before
-//! dividing by the number of tests. Ratios, not absolute times, are the result: this machine
-//! is noisy and shared.
+//! Overheads of the runner, all measured in this one run (ratios, not absolute times, are the
+//! result: this machine is noisy and shared):
+//!
+//! 1. Per-test cost on 1,000 trivial tests: thread isolation, process isolation (the default),
+//!    and cargo-nextest running the same tests (one process per test, as nextest always does).
+//!    The start-up cost (a run that selects nothing) is subtracted before dividing.
+//! 2. The metrics layer on 10,000 trivial tests in thread isolation: on versus `--no-metrics`,
+//!    runs interleaved, medians compared. Target: a ratio of at most 1.05.
 //!
 //! Run from the workspace root:
 //! `cargo build --release -p harness-selftest --bins && target/release/overhead-bench`
@@ -13,6 +15,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const TESTS: f64 = 1000.0;
+/// The libtest filter selecting exactly 1,000 of the 10,000 tests.
+const THOUSAND: &str = "a0::";
 const REPEATS: usize = 3;
 
 fn median(mut samples: Vec<Duration>) -> Duration {
@@ -55,8 +59,8 @@ fn main() -> Result<(), String> {
         }
     };
     let startup = time("start-up (nothing selected)", harness(&["no_such_test"]))?;
-    let thread = time("thread isolation", harness(&["--isolation", "thread"]))?;
-    let process = time("process isolation", harness(&["--isolation", "process"]))?;
+    let thread = time("thread isolation", harness(&[THOUSAND, "--isolation", "thread"]))?;
+    let process = time("process isolation", harness(&[THOUSAND, "--isolation", "process"]))?;
 
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let nextest = |filter: &'static str| {
@@ -72,12 +76,20 @@ fn main() -> Result<(), String> {
     // Builds the test target and warms cargo's caches; not timed.
     time("cargo nextest (warm-up)", nextest("none()"))?;
     let nextest_startup = time("cargo nextest (nothing selected)", nextest("none()"))?;
-    let nextest_all = time("cargo nextest", nextest("all()"))?;
+    let nextest_all = time("cargo nextest", nextest("test(/^a0::/)"))?;
+
+    // The metrics layer: 10,000 tests, on and off, interleaved so drift hits both alike.
+    let (mut on, mut off) = (Vec::new(), Vec::new());
+    for _ in 0..7 {
+        on.push(time("metrics on", harness(&["--isolation", "thread"]))?);
+        off.push(time("metrics off", harness(&["--isolation", "thread", "--no-metrics"]))?);
+    }
+    let (on, off) = (median(on), median(off));
     let _ = std::fs::remove_dir_all(&scratch);
 
     let per_test = |total: Duration, base: Duration| total.saturating_sub(base).as_secs_f64() / TESTS * 1e3;
     let (t, p, n) = (per_test(thread, startup), per_test(process, startup), per_test(nextest_all, nextest_startup));
-    println!("overhead on {TESTS} trivial tests, --test-threads {threads}, median of {REPEATS} runs");
+    println!("overhead on {TESTS} trivial tests ({THOUSAND}*), --test-threads {threads}, median of {REPEATS} runs");
     println!("  {:<22} {:>9} {:>14}", "mode", "wall", "per test");
     println!("  {:<22} {:>8.3}s {:>14}", "start-up only", startup.as_secs_f64(), "(subtracted)");
     println!("  {:<22} {:>8.3}s {:>11.3} ms", "thread isolation", thread.as_secs_f64(), t);
@@ -86,5 +98,10 @@ fn main() -> Result<(), String> {
     println!("ratios (per-test overhead):");
     println!("  process / thread  = {:.1}", p / t.max(1e-6));
     println!("  process / nextest = {:.2}", p / n.max(1e-6));
+    let ratio = on.as_secs_f64() / off.as_secs_f64();
+    println!("metrics layer on 10000 trivial tests, thread isolation, median of 7 interleaved runs");
+    println!("  metrics on  {:>8.3}s", on.as_secs_f64());
+    println!("  metrics off {:>8.3}s", off.as_secs_f64());
+    println!("  ratio on/off = {ratio:.3} (target <= 1.05: {})", if ratio <= 1.05 { "met" } else { "NOT met" });
     Ok(())
 }

@@ -1,5 +1,6 @@
-// 1,000 trivial tests (10 × 10 × 10 modules × functions), included by src/many_main.rs and
-// tests/many_suite.rs, for the per-test overhead benchmark (benches/overhead.rs).
+// 10,000 trivial tests (a0..a9 :: m0..m9 :: n0..n9 :: t0..t9), included by src/many_main.rs
+// and tests/many_suite.rs, for the overhead benchmarks (benches/overhead.rs). The first
+// level's prefix is unique, so the libtest filter `a0::` selects exactly 1,000 of them.
 
 macro_rules! ten_tests {
     () => {
@@ -26,45 +27,103 @@ macro_rules! ten_tests {
     };
 }
 
-macro_rules! ten_modules {
-    ($inner:ident) => {
+macro_rules! ten_n {
+    () => {
+        mod n0 {
+            ten_tests!();
+        }
+        mod n1 {
+            ten_tests!();
+        }
+        mod n2 {
+            ten_tests!();
+        }
+        mod n3 {
+            ten_tests!();
+        }
+        mod n4 {
+            ten_tests!();
+        }
+        mod n5 {
+            ten_tests!();
+        }
+        mod n6 {
+            ten_tests!();
+        }
+        mod n7 {
+            ten_tests!();
+        }
+        mod n8 {
+            ten_tests!();
+        }
+        mod n9 {
+            ten_tests!();
+        }
+    };
+}
+
+macro_rules! ten_m {
+    () => {
         mod m0 {
-            $inner!();
+            ten_n!();
         }
         mod m1 {
-            $inner!();
+            ten_n!();
         }
         mod m2 {
-            $inner!();
+            ten_n!();
         }
         mod m3 {
-            $inner!();
+            ten_n!();
         }
         mod m4 {
-            $inner!();
+            ten_n!();
         }
         mod m5 {
-            $inner!();
+            ten_n!();
         }
         mod m6 {
-            $inner!();
+            ten_n!();
         }
         mod m7 {
-            $inner!();
+            ten_n!();
         }
         mod m8 {
-            $inner!();
+            ten_n!();
         }
         mod m9 {
-            $inner!();
+            ten_n!();
         }
     };
 }
 
-macro_rules! hundred_tests {
-    () => {
-        ten_modules!(ten_tests);
-    };
+mod a0 {
+    ten_m!();
 }
-
-ten_modules!(hundred_tests);
+mod a1 {
+    ten_m!();
+}
+mod a2 {
+    ten_m!();
+}
+mod a3 {
+    ten_m!();
+}
+mod a4 {
+    ten_m!();
+}
+mod a5 {
+    ten_m!();
+}
+mod a6 {
+    ten_m!();
+}
+mod a7 {
+    ten_m!();
+}
+mod a8 {
+    ten_m!();
+}
+mod a9 {
+    ten_m!();
+}

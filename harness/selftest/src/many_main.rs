@@ -1,4 +1,4 @@
-//! 1,000 trivial tests, for the overhead benchmark (`benches/overhead.rs`).
+//! 10,000 trivial tests, for the overhead benchmarks (`benches/overhead.rs`).
 
 include!("many.rs");
 

@@ -24,7 +24,7 @@ impl Run {
     /// name (without `outcomes::`) → outcome object from report.json.
     fn outcomes(&self) -> BTreeMap<String, Value> {
         let report: Value = serde_json::from_slice(&std::fs::read(self.out.join("report.json")).unwrap()).unwrap();
-        assert_eq!(report["schema"], "reliability-report/0");
+        assert_eq!(report["schema_version"], 1);
         report["tests"]
             .as_array()
             .unwrap()

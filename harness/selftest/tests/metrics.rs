@@ -1,0 +1,375 @@
+//! The metrics layer, end to end: fidelity of the figures (`src/metrics.rs` has tests with
+//! known resource use), the report files (promtool must accept `metrics.prom`), and a real
+//! Prometheus Pushgateway (Debian's `prometheus-pushgateway`, which `ci/test.sh` installs):
+//! series arrive, stay flat across runs, and survive the gateway being down.
+#![expect(clippy::unwrap_used, reason = "test helpers: a panic is the failure report")]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_metrics-suite");
+const MIB: f64 = 1024.0 * 1024.0;
+
+fn scratch() -> PathBuf {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "metrics-selftest-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn suite(args: &[&str], out: &Path, env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(BIN);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("RELIABILITY_") || key.starts_with("NEXTEST") || key.starts_with("PROMETHEUS_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.args(args)
+        .env("RELIABILITY_OUTPUT_DIR", out)
+        .env("RELIABILITY_CONFIG", Path::new(env!("CARGO_MANIFEST_DIR")).join("reliability.toml"));
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+/// test name → measurements of its last attempt.
+fn measurements(out: &Path) -> BTreeMap<String, Value> {
+    let report: Value = serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    report["tests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["name"].as_str().unwrap().to_string(),
+                t["attempts"].as_array().unwrap().last().unwrap()["measurements"].clone(),
+            )
+        })
+        .collect()
+}
+
+fn cpu(m: &Value) -> f64 {
+    ["setup", "call", "teardown"].iter().map(|p| m["cpu_seconds"][p].as_f64().unwrap()).sum()
+}
+
+fn within(value: f64, want: f64, tolerance: f64) -> bool {
+    (value - want).abs() <= want * tolerance
+}
+
+fn check_fidelity(m: &BTreeMap<String, Value>, process: bool) {
+    let growth = |t: &str| m[t]["heap_growth_bytes"].as_f64().unwrap();
+    let kept = growth("fidelity::keeps_1mib");
+    assert!(within(kept, MIB, 0.01), "1 MiB kept: growth {kept}");
+    let churn = &m["fidelity::churns_64mib"];
+    assert!(churn["heap_growth_bytes"].as_f64().unwrap().abs() < 0.01 * MIB, "{churn}");
+    assert!(churn["peak_heap_bytes"].as_f64().unwrap() >= 64.0 * MIB, "{churn}");
+    let busy = cpu(&m["fidelity::busy_300ms"]);
+    assert!(within(busy, 0.30, 0.15), "busy 300 ms: cpu {busy}");
+    let sleep = cpu(&m["fidelity::sleeps_300ms"]);
+    assert!(sleep < 0.03, "sleep 300 ms: cpu {sleep}");
+    let two = cpu(&m["fidelity::two_threads_busy_300ms"]);
+    assert!(within(two, 0.60, 0.15), "two threads busy 300 ms: cpu {two}");
+    let figures = &m["fidelity::records_figures"]["figures"];
+    assert_eq!(figures["values"]["spans_delivered"], 100.0);
+    assert_eq!(figures["values"]["spans_generated"], 100.0);
+    assert_eq!(figures["throughput"]["export"], 4000.0);
+    assert_eq!(figures["latency"]["export"]["count"], 100);
+    assert!(within(figures["latency"]["export"]["p99"].as_f64().unwrap(), 0.099, 0.01), "{figures}");
+    let long = &m["fidelity::runs_1500ms"];
+    if process {
+        assert!(long["peak_rss_bytes"].as_f64().unwrap() >= 48.0 * MIB, "{long}");
+        let series = long["series"].as_array().unwrap();
+        assert!(series.len() >= 4, "a 1.5 s test keeps its 250 ms series: {long}");
+        let first = series.first().unwrap()["rss_bytes"].as_f64().unwrap();
+        let last = series.last().unwrap()["rss_bytes"].as_f64().unwrap();
+        assert!(last > first, "RSS grows over the test: {series:?}");
+        assert!(m["fidelity::busy_300ms"].get("series").is_none(), "short tests keep no series");
+    } else {
+        assert_eq!(long["peak_rss_bytes"], Value::Null, "thread isolation reports no per-test RSS");
+    }
+    assert!(m.values().all(|m| m["shared"] == false), "one test thread: nothing is shared");
+}
+
+#[test]
+fn figures_are_faithful_in_process_isolation() {
+    let out = scratch();
+    let output = suite(&["--test-threads", "1"], &out, &[]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stdout));
+    check_fidelity(&measurements(&out), true);
+}
+
+#[test]
+#[cfg(not(feature = "dhat-heap"))]
+fn figures_are_faithful_in_thread_isolation_and_marked_shared_when_parallel() {
+    let out = scratch();
+    let output = suite(&["--test-threads", "1", "--isolation", "thread"], &out, &[]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stdout));
+    check_fidelity(&measurements(&out), false);
+    let out = scratch();
+    suite(&["--test-threads", "2", "--isolation", "thread", "-k", "sleeps"], &out, &[]);
+    assert_eq!(measurements(&out)["fidelity::sleeps_300ms"]["shared"], true);
+}
+
+/// dhat builds: growth from dhat's statistics agrees with the counting allocator's figure (1 MiB
+/// within 1 %), and `--heap-profile` writes a profile per test that dhat's viewer reads.
+#[test]
+#[cfg(feature = "dhat-heap")]
+fn dhat_mode_agrees_and_writes_profiles() {
+    let out = scratch();
+    let output = suite(&["--test-threads", "1", "-k", "keeps_1mib or churns", "--heap-profile"], &out, &[]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let m = measurements(&out);
+    let kept = m["fidelity::keeps_1mib"]["heap_growth_bytes"].as_f64().unwrap();
+    assert!(within(kept, MIB, 0.01), "dhat growth {kept}");
+    let profile: Value =
+        serde_json::from_slice(&std::fs::read(out.join("dhat/fidelity__keeps_1mib.json")).unwrap()).unwrap();
+    assert_eq!(profile["dhatFileVersion"], 2);
+}
+
+#[test]
+#[cfg(not(feature = "dhat-heap"))]
+fn heap_profile_without_dhat_is_a_clear_error() {
+    let out = scratch();
+    let output = suite(&["--heap-profile"], &out, &[]);
+    assert_eq!(output.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--heap-profile needs the harness built with the dhat-heap feature"), "{stderr}");
+}
+
+fn tool(name: &str) -> PathBuf {
+    let found = std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).map(|dir| dir.join(name)).find(|p| p.is_file()))
+        .unwrap_or_default();
+    found.unwrap_or_else(|| {
+        panic!("{name} is not installed: ci/test.sh installs it (Debian packages prometheus-pushgateway, prometheus)")
+    })
+}
+
+#[test]
+fn promtool_accepts_metrics_prom_and_junit_and_json_are_written() {
+    let out = scratch();
+    suite(
+        &["-k", "records_figures or keeps_1mib or sleeps"],
+        &out,
+        &[("GITHUB_STEP_SUMMARY", out.join("summary.md").to_str().unwrap())],
+    );
+    let prom = std::fs::read_to_string(out.join("metrics.prom")).unwrap();
+    for series in [
+        "reliability_spans_delivered{suite=\"fidelity\",test=\"fidelity::records_figures\"} 100",
+        "reliability_latency_seconds{suite=\"fidelity\",test=\"fidelity::records_figures\",operation=\"export\",quantile=\"0.99\"}",
+        "reliability_throughput_per_second{suite=\"fidelity\",test=\"fidelity::records_figures\",operation=\"export\"} 4000",
+        "reliability_tests{suite=\"fidelity\",outcome=\"passed\"} 3",
+        "reliability_test_outcome{suite=\"fidelity\",test=\"fidelity::sleeps_300ms\",outcome=\"passed\"} 1",
+    ] {
+        assert!(prom.contains(series), "missing {series} in\n{prom}");
+    }
+    let output = Command::new(tool("promtool"))
+        .args(["check", "metrics"])
+        .stdin(std::fs::File::open(out.join("metrics.prom")).unwrap())
+        .output()
+        .unwrap();
+    let said = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success() && said.trim().is_empty(), "promtool check metrics: {said}");
+
+    let junit = std::fs::read_to_string(out.join("junit.xml")).unwrap();
+    assert!(junit.contains("<property name=\"spans_delivered\" value=\"100\"/>"), "{junit}");
+    let summary = std::fs::read_to_string(out.join("summary.md")).unwrap();
+    assert!(summary.contains("| passed | 3 |"), "{summary}");
+}
+
+/// A Pushgateway on a loopback port, stopped on drop.
+struct Gateway {
+    child: Option<Child>,
+    port: u16,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+impl Gateway {
+    fn start(port: u16) -> Gateway {
+        let child = Command::new(tool("prometheus-pushgateway"))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let gateway = Gateway { child: Some(child), port };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while ureq::get(&format!("{}/-/ready", gateway.url())).call().is_err() {
+            assert!(Instant::now() < deadline, "the Pushgateway did not become ready");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        gateway
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// `reliability_*` samples the gateway holds, parsed.
+    fn samples(&self) -> Vec<Sample> {
+        let text = ureq::get(&format!("{}/metrics", self.url())).call().unwrap().body_mut().read_to_string().unwrap();
+        parse(&text).into_iter().filter(|s| s.name.starts_with("reliability_")).collect()
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[derive(Debug, PartialEq, PartialOrd)]
+struct Sample {
+    name: String,
+    labels: BTreeMap<String, String>,
+    value: f64,
+}
+
+/// Parses text exposition samples (enough for what the harness writes).
+fn parse(text: &str) -> Vec<Sample> {
+    let mut samples = Vec::new();
+    for line in text.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
+        let (name, rest) = line.split_at(line.find(['{', ' ']).unwrap());
+        let mut labels = BTreeMap::new();
+        let mut rest = rest;
+        if let Some(body) = rest.strip_prefix('{') {
+            let mut chars = body.char_indices();
+            let mut key = String::new();
+            let mut end = 0;
+            while let Some((i, c)) = chars.next() {
+                match c {
+                    '}' => {
+                        end = i + 1;
+                        break;
+                    }
+                    ',' => {}
+                    '=' => {
+                        chars.next(); // opening quote
+                        let mut value = String::new();
+                        while let Some((_, c)) = chars.next() {
+                            match c {
+                                '\\' => value.push(match chars.next().unwrap().1 {
+                                    'n' => '\n',
+                                    other => other,
+                                }),
+                                '"' => break,
+                                c => value.push(c),
+                            }
+                        }
+                        labels.insert(std::mem::take(&mut key), value);
+                    }
+                    c => key.push(c),
+                }
+            }
+            rest = &body[end..];
+        }
+        let value = rest.trim().split(' ').next().unwrap().parse().unwrap();
+        samples.push(Sample { name: name.to_string(), labels, value });
+    }
+    samples
+}
+
+#[test]
+fn pushgateway_holds_the_series_and_repeated_runs_stay_flat() {
+    let gateway = Gateway::start(free_port());
+    let url = gateway.url();
+    let out = scratch();
+    let args = [
+        "-k",
+        "records_figures or keeps_1mib",
+        "--pushgateway-url",
+        url.as_str(),
+        "--pushgateway-label",
+        "branch=feature/x",
+    ];
+    let first = suite(&args, &out, &[]);
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stdout));
+    assert!(String::from_utf8_lossy(&first.stdout).contains(&format!("pushed 1 group(s) to {url}")));
+    let samples = gateway.samples();
+    let find = |name: &str, test: &str| {
+        samples
+            .iter()
+            .find(|s| s.name == name && s.labels.get("test").map(String::as_str) == Some(test))
+            .unwrap_or_else(|| panic!("{name} for {test} not in the gateway: {samples:?}"))
+    };
+    let delivered = find("reliability_spans_delivered", "fidelity::records_figures");
+    assert_eq!(delivered.value, 100.0);
+    assert_eq!(delivered.labels["job"], "reliability");
+    assert_eq!(delivered.labels["suite"], "fidelity");
+    assert_eq!(delivered.labels["branch"], "feature/x");
+    assert!(within(find("reliability_test_heap_growth_bytes", "fidelity::keeps_1mib").value, MIB, 0.01));
+    assert_eq!(find("reliability_test_outcome", "fidelity::keeps_1mib").labels["outcome"], "passed");
+
+    let count = samples.len();
+    let second = suite(&args, &out, &[]);
+    assert!(second.status.success());
+    assert_eq!(gateway.samples().len(), count, "a second run must replace its group, not add series");
+    // A run of fewer tests replaces the group: the removed test's series disappear.
+    suite(&["-k", "records_figures", "--pushgateway-url", &url, "--pushgateway-label", "branch=feature/x"], &out, &[]);
+    assert!(gateway.samples().iter().all(|s| s.labels.get("test").map(String::as_str) != Some("fidelity::keeps_1mib")));
+}
+
+#[test]
+fn a_down_gateway_costs_the_timeout_at_most_and_the_spooled_push_arrives_later() {
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let out = scratch();
+    let started = Instant::now();
+    let run = suite(&["-k", "records_figures", "--pushgateway-url", &url], &out, &[]);
+    let elapsed = started.elapsed();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(run.status.success(), "a failed push is a warning: {stdout}");
+    assert!(
+        stdout.contains(&format!("warning: push of /metrics/job/reliability/suite/fidelity to {url} failed")),
+        "{stdout}"
+    );
+    assert!(elapsed < Duration::from_secs(5 + 2), "push timeout 5 s + 2 s, took {elapsed:?}");
+    let spooled: Vec<PathBuf> = std::fs::read_dir(out.join("spool")).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(spooled.len(), 1);
+    let group: Value = serde_json::from_slice(&std::fs::read(&spooled[0]).unwrap()).unwrap();
+    let payload = parse(group["body"].as_str().unwrap());
+
+    // --require-push turns the failure into exit code 6.
+    let strict = suite(&["-k", "records_figures", "--pushgateway-url", &url, "--require-push"], &scratch(), &[]);
+    assert_eq!(strict.status.code(), Some(6));
+
+    let gateway = Gateway::start(port);
+    let pending = suite(&["--push-pending", "--pushgateway-url", &url], &out, &[]);
+    assert!(pending.status.success(), "{}", String::from_utf8_lossy(&pending.stderr));
+    assert!(String::from_utf8_lossy(&pending.stdout).contains("delivered 1 pending push(es)"));
+    assert!(std::fs::read_dir(out.join("spool")).unwrap().next().is_none(), "the spool is empty after delivery");
+    let mut arrived: Vec<Sample> = gateway
+        .samples()
+        .into_iter()
+        .map(|mut s| {
+            // Labels the gateway adds from the grouping key.
+            s.labels.remove("job");
+            s.labels.remove("instance");
+            s
+        })
+        .collect();
+    let mut payload = payload;
+    arrived.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    payload.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    assert_eq!(arrived, payload, "the pending push arrives identical");
+}

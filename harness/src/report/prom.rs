@@ -1,0 +1,248 @@
+//! The run as Prometheus text exposition (`metrics.prom`, and the body of each Pushgateway
+//! group). Gauges, and a summary for recorded latencies; labels are bounded (`suite`, `test`, `outcome`, `operation`,
+//! `quantile`) — no run id, timestamp or commit on per-test series, so pushing every run keeps
+//! the number of series flat. `promtool check metrics` accepts the output.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use super::{RunInfo, suite_of};
+use crate::outcome::TestReport;
+
+/// Every outcome label, for `reliability_tests{outcome}` (zeros included, so a count that
+/// drops to zero is seen as zero, not as a missing series).
+const OUTCOMES: &[&str] =
+    &["passed", "failed", "error", "timed_out", "crashed", "skipped", "xfailed", "xpassed", "flaky", "not_run"];
+
+/// Escapes a label value.
+fn escape(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+/// Formats a sample value as Prometheus expects.
+fn number(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".into()
+    } else if v.is_infinite() {
+        if v > 0.0 { "+Inf".into() } else { "-Inf".into() }
+    } else {
+        format!("{v}")
+    }
+}
+
+/// Metric families in output order: name → (type, help, samples as lines).
+#[derive(Default)]
+struct Families {
+    order: Vec<String>,
+    families: BTreeMap<String, (&'static str, String, Vec<String>)>,
+}
+
+impl Families {
+    fn add(&mut self, name: &str, help: &str, labels: &[(&str, &str)], value: f64) {
+        self.add_typed(name, "gauge", "", help, labels, value);
+    }
+
+    /// Adds a sample to family `name`; `suffix` names summary parts (`_sum`, `_count`).
+    fn add_typed(
+        &mut self,
+        name: &str,
+        kind: &'static str,
+        suffix: &str,
+        help: &str,
+        labels: &[(&str, &str)],
+        value: f64,
+    ) {
+        if !self.families.contains_key(name) {
+            self.order.push(name.to_string());
+            self.families.insert(name.to_string(), (kind, help.to_string(), Vec::new()));
+        }
+        let labels: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{}\"", escape(v))).collect();
+        if let Some((_, _, samples)) = self.families.get_mut(name) {
+            samples.push(format!("{name}{suffix}{{{}}} {}", labels.join(","), number(value)));
+        }
+    }
+
+    fn render(&self) -> String {
+        let mut out = String::new();
+        for name in &self.order {
+            let (kind, help, samples) = &self.families[name];
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} {kind}");
+            for sample in samples {
+                let _ = writeln!(out, "{sample}");
+            }
+        }
+        out
+    }
+}
+
+/// Renders the series of the given suites (all when `only` is `None`).
+pub fn render(run: &RunInfo, reports: &[TestReport], only: Option<&str>) -> String {
+    let mut f = Families::default();
+    let selected: Vec<&TestReport> =
+        reports.iter().filter(|r| only.is_none_or(|suite| suite_of(&r.name) == suite)).collect();
+    let mut suites: Vec<&str> = selected.iter().map(|r| suite_of(&r.name)).collect();
+    suites.dedup();
+    suites.sort_unstable();
+    suites.dedup();
+
+    for suite in &suites {
+        let commit = run.commit.as_deref().unwrap_or("");
+        let branch = run.branch.as_deref().unwrap_or("");
+        let workflow = run.workflow.as_deref().unwrap_or("");
+        f.add(
+            "reliability_run_info",
+            "Facts about the last run of the suite; always 1.",
+            &[
+                ("suite", suite),
+                ("commit", commit),
+                ("branch", branch),
+                ("workflow", workflow),
+                ("version", &run.version),
+            ],
+            1.0,
+        );
+        f.add(
+            "reliability_run_timestamp_seconds",
+            "Start of the last run, Unix time.",
+            &[("suite", suite)],
+            run.started_unix,
+        );
+        f.add(
+            "reliability_run_duration_seconds",
+            "Wall time of the last run.",
+            &[("suite", suite)],
+            run.duration_seconds,
+        );
+        for outcome in OUTCOMES {
+            let n = selected.iter().filter(|r| suite_of(&r.name) == *suite && r.outcome.label() == *outcome).count();
+            f.add(
+                "reliability_tests",
+                "Tests of the suite by outcome in the last run.",
+                &[("suite", suite), ("outcome", outcome)],
+                n as f64,
+            );
+        }
+    }
+
+    for report in &selected {
+        let (suite, test, outcome) = (suite_of(&report.name), report.name.as_str(), report.outcome.label());
+        let st: &[(&str, &str)] = &[("suite", suite), ("test", test)];
+        f.add(
+            "reliability_test_outcome",
+            "The test's outcome in the last run; 1 for the outcome it had.",
+            &[("suite", suite), ("test", test), ("outcome", outcome)],
+            1.0,
+        );
+        let Some(last) = report.attempts.last() else { continue };
+        let m = &last.measurements;
+        f.add(
+            "reliability_test_duration_seconds",
+            "Wall time of the test's last attempt: setup, call and teardown.",
+            &[("suite", suite), ("test", test), ("outcome", outcome)],
+            last.phases.total().as_secs_f64(),
+        );
+        f.add(
+            "reliability_test_cpu_seconds",
+            "CPU time (user + system) of the test's last attempt.",
+            st,
+            m.cpu_seconds.total(),
+        );
+        if let Some(bytes) = m.allocated_bytes {
+            f.add(
+                "reliability_test_allocated_bytes",
+                "Bytes allocated during the test's last attempt.",
+                st,
+                bytes.total() as f64,
+            );
+        }
+        if let Some(growth) = m.heap_growth_bytes {
+            f.add("reliability_test_heap_growth_bytes", "Live heap after the test minus before it.", st, growth as f64);
+        }
+        if let Some(peak) = m.peak_heap_bytes {
+            f.add("reliability_test_peak_heap_bytes", "Highest live heap during the test.", st, peak as f64);
+        }
+        if let Some(rss) = m.peak_rss_bytes {
+            f.add("reliability_test_peak_rss_bytes", "Peak resident set size of the test's process.", st, rss as f64);
+        }
+        for (operation, l) in &m.figures.latency {
+            // A summary: quantiles (1 is the maximum), then _sum and _count.
+            let help = "Latency recorded by the test (quantile 1 is the maximum).";
+            let name = "reliability_latency_seconds";
+            for (quantile, value) in [("0.5", l.p50), ("0.9", l.p90), ("0.95", l.p95), ("0.99", l.p99), ("1", l.max)] {
+                let labels =
+                    [("suite", suite), ("test", test), ("operation", operation.as_str()), ("quantile", quantile)];
+                f.add_typed(name, "summary", "", help, &labels, value);
+            }
+            let labels = [("suite", suite), ("test", test), ("operation", operation.as_str())];
+            f.add_typed(name, "summary", "_sum", help, &labels, l.mean * l.count as f64);
+            f.add_typed(name, "summary", "_count", help, &labels, l.count as f64);
+        }
+        for (operation, per_second) in &m.figures.throughput {
+            f.add(
+                "reliability_throughput_per_second",
+                "Throughput recorded by the test.",
+                &[("suite", suite), ("test", test), ("operation", operation)],
+                *per_second,
+            );
+        }
+        for (name, value) in &m.figures.values {
+            f.add(&format!("reliability_{name}"), &format!("Value {name} recorded by the test."), st, *value);
+        }
+    }
+    f.render()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outcome::{Attempt, Outcome};
+
+    #[test]
+    fn families_are_contiguous_with_help_and_escaped_labels() {
+        let mut attempt = Attempt::bare(Outcome::Passed);
+        attempt.measurements.figures.values.insert("spans_delivered".into(), 100.0);
+        let reports = vec![
+            TestReport {
+                name: "delivery::a[\"q\"]".into(),
+                markers: vec![],
+                outcome: Outcome::Passed,
+                attempts: vec![attempt.clone()],
+                output: String::new(),
+                isolation: "process".into(),
+            },
+            TestReport {
+                name: "api::b".into(),
+                markers: vec![],
+                outcome: Outcome::Failed { message: "x".into() },
+                attempts: vec![attempt],
+                output: String::new(),
+                isolation: "process".into(),
+            },
+        ];
+        let run = RunInfo { version: "0.1.0".into(), ..RunInfo::default() };
+        let text = render(&run, &reports, None);
+        assert!(
+            text.contains(
+                "reliability_test_outcome{suite=\"delivery\",test=\"delivery::a[\\\"q\\\"]\",outcome=\"passed\"} 1\n"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("reliability_tests{suite=\"api\",outcome=\"failed\"} 1\n"));
+        assert!(text.contains("reliability_tests{suite=\"api\",outcome=\"passed\"} 0\n"));
+        assert!(text.contains("# TYPE reliability_spans_delivered gauge\n"));
+        // Each family's samples follow its HELP/TYPE lines without interruption.
+        let mut seen = std::collections::HashSet::new();
+        let mut current = String::new();
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                current = rest.split(' ').next().unwrap().to_string();
+                assert!(seen.insert(current.clone()), "family {current} appears twice");
+            } else if !line.starts_with('#') {
+                assert!(line.starts_with(&current), "{line} outside its family {current}");
+            }
+        }
+        let only = render(&run, &reports, Some("api"));
+        assert!(!only.contains("delivery"), "{only}");
+    }
+}
