@@ -5,6 +5,10 @@
 
 mod smoke;
 
+// The metrics layer's allocation figures come from this allocator (dhat's with the
+// `dhat-heap` feature of reliability-harness).
+reliability_harness::global_allocator!();
+
 fn main() -> std::process::ExitCode {
     reliability_harness::main()
 }
