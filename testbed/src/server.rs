@@ -1,0 +1,658 @@
+//! The HTTP server: routing, auth, the ingest path with faults and exact accounting, the query
+//! and admin API, the ledger, and `/metrics`.
+//!
+//! Built on hyper directly (not a framework) because two faults need control a framework
+//! hides: closing a connection without answering (the service returns an error and hyper
+//! drops the connection) and reading a body slowly (frame by frame, paced).
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use hyper::body::Incoming;
+use serde::Serialize;
+use tokio::sync::watch;
+
+use crate::faults::{Action, ActivePlan, Decision, FaultPlan};
+use crate::ingest::{self, Encoding};
+use crate::store::{Limits, Store};
+use crate::telemetry::Telemetry;
+
+/// The backend's settings.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Where to listen; loopback unless told otherwise.
+    pub listen: SocketAddr,
+    /// Largest request body, after decompression (413 above). OTLP recommends 64 MiB.
+    pub max_request_bytes: u64,
+    /// Storage limits (503 with `Retry-After` when full).
+    pub limits: Limits,
+    /// Take the project from this request header instead of `service.name`.
+    pub project_header: Option<String>,
+    /// Required on ingest and query when set: `Authorization: Bearer <token>` or
+    /// `x-api-key: <token>`. Read from an environment variable by the caller; never logged.
+    pub auth_token: Option<String>,
+    /// Ledger entries kept (oldest dropped first, and counted).
+    pub ledger_capacity: usize,
+    /// The global fault plan at start-up.
+    pub faults: Option<FaultPlan>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            max_request_bytes: 64 << 20,
+            limits: Limits { max_spans: 5_000_000, max_bytes: 4 << 30 },
+            project_header: None,
+            auth_token: None,
+            ledger_capacity: 100_000,
+            faults: None,
+        }
+    }
+}
+
+/// One ingest request, as the ledger keeps it.
+#[derive(Clone, Debug, Serialize)]
+pub struct LedgerEntry {
+    /// Order of arrival, from 0.
+    pub seq: u64,
+    /// Arrival, Unix milliseconds.
+    pub arrival_unix_ms: u64,
+    /// Body bytes as received.
+    pub bytes: u64,
+    /// Bytes after decompression.
+    pub decoded_bytes: u64,
+    /// `protobuf`, `json`, or none when the content type was refused.
+    pub encoding: Option<&'static str>,
+    /// Whether the body was gzip-compressed.
+    pub gzip: bool,
+    /// Spans in the request (0 when it could not be decoded).
+    pub spans: u64,
+    /// The project (of the first resource, or the header).
+    pub project: Option<String>,
+    /// Status answered; none when the connection was closed without an answer.
+    pub status: Option<u16>,
+    /// The fault applied, if any (`status_503`, `hang`, `close`, ...).
+    pub fault: Option<String>,
+    /// Why spans were refused, if they were.
+    pub rejected_reason: Option<String>,
+    /// Time from arrival to answer (or close), milliseconds.
+    pub handling_ms: f64,
+}
+
+#[derive(Debug)]
+struct Ledger {
+    entries: VecDeque<LedgerEntry>,
+    capacity: usize,
+    next_seq: u64,
+    dropped: u64,
+}
+
+struct Plans {
+    global: Option<(ActivePlan, Instant)>,
+    projects: HashMap<String, (ActivePlan, Instant)>,
+}
+
+impl std::fmt::Debug for Plans {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plans").field("projects", &self.projects.len()).finish_non_exhaustive()
+    }
+}
+
+/// Shared by the connection tasks.
+#[derive(Debug)]
+pub(crate) struct State {
+    config: Config,
+    store: Mutex<Store>,
+    ledger: Mutex<Ledger>,
+    plans: Mutex<Plans>,
+    telemetry: Telemetry,
+    shutdown: watch::Receiver<bool>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Returned by the service to make hyper drop the connection without an answer.
+#[derive(Debug)]
+pub(crate) struct CloseConnection;
+
+impl std::fmt::Display for CloseConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection closed by fault injection")
+    }
+}
+
+impl std::error::Error for CloseConnection {}
+
+type Answer = Result<Response<Full<Bytes>>, CloseConnection>;
+
+fn respond(status: u16, content_type: &str, body: Vec<u8>) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    if let Ok(value) = header::HeaderValue::from_str(content_type) {
+        response.headers_mut().insert(header::CONTENT_TYPE, value);
+    }
+    response
+}
+
+fn json<T: Serialize>(status: u16, value: &T) -> Response<Full<Bytes>> {
+    respond(status, "application/json", serde_json::to_vec(value).unwrap_or_default())
+}
+
+fn json_error(status: u16, message: &str) -> Response<Full<Bytes>> {
+    json(status, &serde_json::json!({ "error": message }))
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64
+}
+
+/// Decodes `%xx` and `+` in a URL component.
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => match u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                Ok(b) => {
+                    out.push(b);
+                    i += 3;
+                    continue;
+                }
+                Err(_) => out.push(b'%'),
+            },
+            b'+' => out.push(b' '),
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
+    query
+        .unwrap_or("")
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (percent_decode(k), percent_decode(v))
+        })
+        .collect()
+}
+
+impl State {
+    pub(crate) fn new(config: Config, shutdown: watch::Receiver<bool>) -> State {
+        let global = config.faults.clone().map(|plan| (ActivePlan::new(plan), Instant::now()));
+        State {
+            store: Mutex::new(Store::new(config.limits)),
+            ledger: Mutex::new(Ledger {
+                entries: VecDeque::new(),
+                capacity: config.ledger_capacity.max(1),
+                next_seq: 0,
+                dropped: 0,
+            }),
+            plans: Mutex::new(Plans { global, projects: HashMap::new() }),
+            telemetry: Telemetry::new(),
+            config,
+            shutdown,
+        }
+    }
+
+    fn authorized(&self, request: &Request<Incoming>) -> bool {
+        let Some(token) = &self.config.auth_token else { return true };
+        let headers = request.headers();
+        let bearer = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .is_some_and(|t| t == token);
+        let api_key = headers.get("x-api-key").and_then(|v| v.to_str().ok()).is_some_and(|t| t == token);
+        bearer || api_key
+    }
+
+    fn record(&self, mut entry: LedgerEntry, started: Instant) {
+        entry.handling_ms = started.elapsed().as_secs_f64() * 1e3;
+        self.telemetry.request(entry.status, started.elapsed());
+        let mut ledger = lock(&self.ledger);
+        entry.seq = ledger.next_seq;
+        ledger.next_seq += 1;
+        if ledger.entries.len() == ledger.capacity {
+            ledger.entries.pop_front();
+            ledger.dropped += 1;
+        }
+        ledger.entries.push_back(entry);
+    }
+
+    /// The first decision: the global plan, or the header-named project's plan.
+    fn decide_at_arrival(&self, header_project: Option<&str>) -> Decision {
+        let mut plans = lock(&self.plans);
+        if let Some((plan, set)) = header_project.and_then(|p| plans.projects.get_mut(p)) {
+            return plan.decide(set.elapsed());
+        }
+        match plans.global.as_mut() {
+            Some((plan, set)) => plan.decide(set.elapsed()),
+            None => Decision { delay: Duration::ZERO, action: None },
+        }
+    }
+
+    /// The second decision, once the body names the project (no project header).
+    fn decide_for_project(&self, project: &str) -> Option<Decision> {
+        let mut plans = lock(&self.plans);
+        plans.projects.get_mut(project).map(|(plan, set)| plan.decide(set.elapsed()))
+    }
+}
+
+/// Serves one request.
+pub(crate) async fn handle(state: Arc<State>, request: Request<Incoming>) -> Answer {
+    let path = request.uri().path().to_string();
+    let method = request.method().clone();
+    if path == "/-/ready" {
+        return Ok(respond(200, "text/plain", b"ready\n".to_vec()));
+    }
+    if !state.authorized(&request) {
+        if path == "/v1/traces" {
+            let started = Instant::now();
+            let entry =
+                LedgerEntry { status: Some(401), rejected_reason: Some("unauthorized".into()), ..blank_entry() };
+            state.record(entry, started);
+        }
+        return Ok(json_error(401, "missing or wrong credentials: send Authorization: Bearer <token> or x-api-key"));
+    }
+    match (&method, path.as_str()) {
+        (&Method::POST, "/v1/traces") => ingest_request(state, request).await,
+        (&Method::GET, "/metrics") => {
+            Ok(respond(200, "text/plain; version=0.0.4", state.telemetry.render(&lock(&state.store))))
+        }
+        (&Method::GET, "/api/v1/ledger") => Ok(ledger(&state, request.uri().query())),
+        (&Method::GET, "/api/v1/projects") => {
+            let projects: Vec<_> = lock(&state.store)
+                .projects()
+                .into_iter()
+                .map(|(name, spans)| serde_json::json!({ "name": name, "spans": spans }))
+                .collect();
+            Ok(json(200, &serde_json::json!({ "projects": projects })))
+        }
+        (_, "/api/v1/faults") => faults(&state, &method, None, request).await,
+        (_, p) if p.starts_with("/api/v1/projects/") => project_route(state, &method, p, request).await,
+        _ => Ok(json_error(404, &format!("no route for {method} {path}"))),
+    }
+}
+
+fn blank_entry() -> LedgerEntry {
+    LedgerEntry {
+        seq: 0,
+        arrival_unix_ms: now_ms(),
+        bytes: 0,
+        decoded_bytes: 0,
+        encoding: None,
+        gzip: false,
+        spans: 0,
+        project: None,
+        status: None,
+        fault: None,
+        rejected_reason: None,
+        handling_ms: 0.0,
+    }
+}
+
+async fn project_route(state: Arc<State>, method: &Method, path: &str, request: Request<Incoming>) -> Answer {
+    let rest = &path["/api/v1/projects/".len()..];
+    let (project, tail) = match rest.split_once('/') {
+        Some((p, t)) => (percent_decode(p), t),
+        None => (percent_decode(rest), ""),
+    };
+    match (method, tail) {
+        (&Method::GET, "traces") => {
+            let mut filters = Vec::new();
+            let (mut limit, mut offset) = (100usize, 0usize);
+            for (k, v) in query_pairs(request.uri().query()) {
+                if let Some(attr) = k.strip_prefix("attr.") {
+                    filters.push((attr.to_string(), v));
+                } else if k == "limit" {
+                    limit = v.parse().unwrap_or(limit).min(10_000);
+                } else if k == "offset" {
+                    offset = v.parse().unwrap_or(0);
+                }
+            }
+            match lock(&state.store).traces(&project, &filters, offset, limit) {
+                Some(page) => Ok(json(200, &page)),
+                None => Ok(json_error(404, &format!("no project {project:?}"))),
+            }
+        }
+        (&Method::GET, "stats") => match lock(&state.store).stats(&project) {
+            Some(stats) => {
+                let mut value = serde_json::to_value(&stats).unwrap_or_default();
+                value["unique"] = stats.unique().into();
+                Ok(json(200, &value))
+            }
+            None => Ok(json_error(404, &format!("no project {project:?}"))),
+        },
+        (&Method::DELETE, "") => {
+            if lock(&state.store).delete(&project) {
+                Ok(respond(204, "application/json", Vec::new()))
+            } else {
+                Ok(json_error(404, &format!("no project {project:?}")))
+            }
+        }
+        (_, "faults") => faults(&state, method, Some(project), request).await,
+        _ => Ok(json_error(404, &format!("no route for {method} {path}"))),
+    }
+}
+
+async fn faults(state: &State, method: &Method, project: Option<String>, request: Request<Incoming>) -> Answer {
+    match *method {
+        Method::GET => {
+            let plans = lock(&state.plans);
+            let plan = match &project {
+                Some(p) => plans.projects.get(p).map(|(a, _)| a.plan().clone()),
+                None => plans.global.as_ref().map(|(a, _)| a.plan().clone()),
+            };
+            Ok(json(200, &plan))
+        }
+        Method::PUT => {
+            let body = match Limited::new(request.into_body(), 1 << 20).collect().await {
+                Ok(body) => body.to_bytes(),
+                Err(e) => return Ok(json_error(400, &format!("could not read the plan: {e}"))),
+            };
+            let plan: FaultPlan = match serde_json::from_slice(&body) {
+                Ok(plan) => plan,
+                Err(e) => return Ok(json_error(400, &format!("invalid fault plan: {e}"))),
+            };
+            if let Err(e) = plan.validate() {
+                return Ok(json_error(400, &e.to_string()));
+            }
+            let active = (ActivePlan::new(plan), Instant::now());
+            let mut plans = lock(&state.plans);
+            match project {
+                Some(p) => {
+                    plans.projects.insert(p, active);
+                }
+                None => plans.global = Some(active),
+            }
+            Ok(json(200, &serde_json::json!({ "ok": true })))
+        }
+        Method::DELETE => {
+            let mut plans = lock(&state.plans);
+            match project {
+                Some(p) => {
+                    plans.projects.remove(&p);
+                }
+                None => plans.global = None,
+            }
+            Ok(respond(204, "application/json", Vec::new()))
+        }
+        _ => Ok(json_error(405, "faults take GET, PUT or DELETE")),
+    }
+}
+
+fn ledger(state: &State, query: Option<&str>) -> Response<Full<Bytes>> {
+    let pairs = query_pairs(query);
+    let project = pairs.iter().find(|(k, _)| k == "project").map(|(_, v)| v.clone());
+    let since: u64 = pairs.iter().find(|(k, _)| k == "since").and_then(|(_, v)| v.parse().ok()).unwrap_or(0);
+    let ledger = lock(&state.ledger);
+    let entries: Vec<&LedgerEntry> = ledger
+        .entries
+        .iter()
+        .filter(|e| e.seq >= since && project.as_ref().is_none_or(|p| e.project.as_ref() == Some(p)))
+        .collect();
+    json(200, &serde_json::json!({ "entries": entries, "dropped": ledger.dropped }))
+}
+
+/// Reads the body at `bytes_per_second`, frame by frame; `None` past the limit.
+async fn read_slowly(body: Incoming, limit: u64, bytes_per_second: u64) -> Result<Vec<u8>, String> {
+    let mut body = body;
+    let mut out = Vec::new();
+    let started = Instant::now();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| e.to_string())?;
+        if let Ok(data) = frame.into_data() {
+            out.extend_from_slice(&data);
+            if out.len() as u64 > limit {
+                return Err("too large".into());
+            }
+            let due = Duration::from_secs_f64(out.len() as f64 / bytes_per_second as f64);
+            if let Some(wait) = due.checked_sub(started.elapsed()) {
+                tokio::time::sleep(wait).await;
+            }
+        }
+    }
+    Ok(out)
+}
+
+async fn ingest_request(state: Arc<State>, request: Request<Incoming>) -> Answer {
+    let started = Instant::now();
+    let mut entry = blank_entry();
+    let headers = request.headers();
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let encoding = Encoding::from_content_type(header("content-type").as_deref());
+    let content_encoding = header("content-encoding");
+    let header_project = state.config.project_header.as_deref().and_then(header).filter(|p| !p.is_empty());
+    entry.encoding = encoding.map(Encoding::label);
+    entry.gzip = content_encoding.as_deref().is_some_and(|e| e.eq_ignore_ascii_case("gzip"));
+    entry.project = header_project.clone();
+
+    let fail = |state: &State, mut entry: LedgerEntry, status: u16, reason: &str, message: &str| {
+        entry.status = Some(status);
+        entry.rejected_reason = Some(reason.to_string());
+        if let Some(project) = &entry.project {
+            lock(&state.store).reject(project, reason, entry.spans);
+        }
+        state.telemetry.rejected(reason, entry.spans);
+        state.record(entry, started);
+        let (body, content_type) = ingest::error_body(encoding, status, message);
+        Ok(respond(status, content_type, body))
+    };
+    let Some(encoding) = encoding else {
+        return fail(
+            &state,
+            entry,
+            415,
+            "unsupported_media_type",
+            "Content-Type must be application/x-protobuf or application/json",
+        );
+    };
+    let limit = state.config.max_request_bytes;
+    let declared: Option<u64> = header("content-length").and_then(|v| v.parse().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return fail(
+            &state,
+            entry,
+            413,
+            "too_large",
+            &format!("request body is larger than the limit of {limit} bytes"),
+        );
+    }
+
+    let mut decision = state.decide_at_arrival(header_project.as_deref());
+    let body = match &decision.action {
+        Some(Action::SlowRead { bytes_per_second }) => read_slowly(request.into_body(), limit, *bytes_per_second).await,
+        _ => match Limited::new(request.into_body(), limit as usize).collect().await {
+            Ok(body) => Ok(body.to_bytes().to_vec()),
+            Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err("too large".into()),
+            Err(e) => Err(e.to_string()),
+        },
+    };
+    let body = match body {
+        Ok(body) => body,
+        Err(e) if e == "too large" => {
+            return fail(
+                &state,
+                entry,
+                413,
+                "too_large",
+                &format!("request body is larger than the limit of {limit} bytes"),
+            );
+        }
+        // The client went away mid-body: nobody to answer.
+        Err(_) => return Err(CloseConnection),
+    };
+    entry.bytes = body.len() as u64;
+    state.telemetry.bytes(body.len() as u64);
+
+    let decoded = match ingest::decompress(&body, content_encoding.as_deref(), limit) {
+        Ok(decoded) => decoded,
+        Err(e) => return fail(&state, entry, e.status(), e.reason(), &e.to_string()),
+    };
+    entry.decoded_bytes = decoded.len() as u64;
+    let request = match ingest::decode(&decoded, encoding) {
+        Ok(request) => request,
+        Err(e) => return fail(&state, entry, e.status(), e.reason(), &e.to_string()),
+    };
+    let mut batches = ingest::batches(request, header_project.as_deref());
+    let spans: u64 = batches.iter().map(|b| b.spans.len() as u64).sum();
+    entry.spans = spans;
+    if entry.project.is_none() {
+        entry.project = batches.first().map(|b| b.project.clone());
+    }
+    if header_project.is_none() && decision.action.is_none() {
+        if let Some(project_decision) = entry.project.as_deref().and_then(|p| state.decide_for_project(p)) {
+            decision = project_decision;
+        }
+    }
+    state.telemetry.received(spans);
+    lock(&state.store).receive(&batches, decoded.len() as u64);
+
+    if !decision.delay.is_zero() {
+        tokio::time::sleep(decision.delay).await;
+    }
+    let action = decision.action.filter(|a| !matches!(a, Action::SlowRead { .. }));
+    entry.fault = action.as_ref().map(Action::label);
+
+    // Faults that refuse the whole request store nothing and account every span.
+    let reject_all = |state: &State, entry: &LedgerEntry, batches: &[crate::store::Batch], reason: &str| {
+        let mut store = lock(&state.store);
+        for b in batches {
+            store.reject(&b.project, reason, b.spans.len() as u64);
+        }
+        state.telemetry.rejected(reason, entry.spans);
+    };
+    match action {
+        Some(Action::Status { code, retry_after_seconds, retry_after_http_date }) => {
+            let reason = format!("status_{code}");
+            reject_all(&state, &entry, &batches, &reason);
+            entry.status = Some(code);
+            entry.rejected_reason = Some(reason);
+            state.record(entry, started);
+            let (body, content_type) = ingest::error_body(Some(encoding), code, "fault injected by the testbed");
+            let mut response = respond(code, content_type, body);
+            if let Some(secs) = retry_after_seconds {
+                let value = if retry_after_http_date {
+                    httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(secs))
+                } else {
+                    secs.to_string()
+                };
+                if let Ok(value) = header::HeaderValue::from_str(&value) {
+                    response.headers_mut().insert(header::RETRY_AFTER, value);
+                }
+            }
+            return Ok(response);
+        }
+        Some(Action::Close) => {
+            reject_all(&state, &entry, &batches, "close");
+            entry.rejected_reason = Some("close".into());
+            state.record(entry, started);
+            return Err(CloseConnection);
+        }
+        Some(Action::Hang { ms }) => {
+            reject_all(&state, &entry, &batches, "hang");
+            entry.rejected_reason = Some("hang".into());
+            // hyper drops this future when the client gives up: the guard still records the
+            // request, with how long the client waited.
+            let _record = RecordOnDrop { state: Arc::clone(&state), entry: Some(entry), started };
+            let mut shutdown = state.shutdown.clone();
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(ms.unwrap_or(60_000))) => {}
+                _ = shutdown.changed() => {}
+            }
+            return Err(CloseConnection);
+        }
+        _ => {}
+    }
+
+    // Partial success: the last `rejected` spans of the request are refused.
+    let (rejected, message) = match &action {
+        Some(Action::PartialSuccess { rejected, message }) => ((*rejected).min(spans), message.clone()),
+        _ => (0, String::new()),
+    };
+    if rejected > 0 {
+        let mut to_drop = rejected;
+        let mut store = lock(&state.store);
+        for batch in batches.iter_mut().rev() {
+            let n = to_drop.min(batch.spans.len() as u64);
+            batch.spans.truncate(batch.spans.len() - n as usize);
+            store.reject(&batch.project, "partial_success", n);
+            to_drop -= n;
+        }
+        state.telemetry.rejected("partial_success", rejected);
+        entry.rejected_reason = Some("partial_success".into());
+    }
+    {
+        let mut store = lock(&state.store);
+        if !store.fits(&batches) {
+            for b in &batches {
+                store.reject(&b.project, "storage_full", b.spans.len() as u64);
+            }
+            drop(store);
+            let kept = spans - rejected;
+            state.telemetry.rejected("storage_full", kept);
+            entry.status = Some(503);
+            entry.rejected_reason = Some("storage_full".into());
+            state.record(entry, started);
+            let (body, content_type) = ingest::error_body(Some(encoding), 503, "the testbed's storage is full");
+            let mut response = respond(503, content_type, body);
+            response.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+            return Ok(response);
+        }
+        let stored = store.store(batches);
+        drop(store);
+        state.telemetry.stored(stored.accepted, stored.duplicates);
+    }
+    entry.status = Some(200);
+    state.record(entry, started);
+    Ok(respond(200, encoding.content_type(), ingest::response(encoding, rejected, &message)))
+}
+
+/// Writes a ledger entry when dropped, whether the request finished or was abandoned.
+struct RecordOnDrop {
+    state: Arc<State>,
+    entry: Option<LedgerEntry>,
+    started: Instant,
+}
+
+impl Drop for RecordOnDrop {
+    fn drop(&mut self) {
+        if let Some(entry) = self.entry.take() {
+            self.state.record(entry, self.started);
+        }
+    }
+}
+
+/// Runs the accept loop until `shutdown` turns true.
+pub(crate) async fn serve(listener: tokio::net::TcpListener, state: Arc<State>) {
+    let mut shutdown = state.shutdown.clone();
+    loop {
+        let (stream, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(conn) => conn,
+                // Out of descriptors or a transient error: keep serving the others.
+                Err(_) => { tokio::time::sleep(Duration::from_millis(5)).await; continue; }
+            },
+            _ = shutdown.changed() => return,
+        };
+        let state = Arc::clone(&state);
+        tokio::spawn(async move {
+            let io = hyper_util::rt::TokioIo::new(stream);
+            let service = hyper::service::service_fn(move |request| handle(Arc::clone(&state), request));
+            let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await;
+        });
+    }
+}
