@@ -59,6 +59,7 @@ nextest_fixture() {
 step "benchmarks: per-test overhead (process vs thread vs cargo-nextest) and metrics layer on vs off"
 cargo build --release --locked -p harness-selftest --bins
 target/release/overhead-bench
+cargo bench --locked -p testbed --bench ingest
 
 step "cargo-nextest: fixture suite, default selection"
 nextest_fixture 6 8

@@ -1,7 +1,8 @@
 //! Real OpenTelemetry clients against the backend: the Rust `opentelemetry-otlp` exporter over
 //! protobuf and JSON, gzip on and off. Every span must arrive with ids, parent links,
 //! attributes of every type, events and status intact.
-#![expect(clippy::unwrap_used, reason = "test code: a panic is the failure report")]
+
+#![expect(clippy::unwrap_used, reason = "test helpers: a panic is the failure report")]
 
 mod common;
 

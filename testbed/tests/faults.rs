@@ -1,6 +1,7 @@
 //! Each fault: what the client sees (status, headers, body), and the stats and ledger after,
 //! checked exactly. Also duplicates, storage limits, size limits and auth.
-#![expect(clippy::unwrap_used, reason = "test code: a panic is the failure report")]
+
+#![expect(clippy::unwrap_used, reason = "test helpers: a panic is the failure report")]
 
 mod common;
 

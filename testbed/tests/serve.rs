@@ -1,0 +1,59 @@
+//! The standalone binary: `testbed serve --listen ADDR` prints its URLs, serves, and stops on
+//! Ctrl-C; bad flags get a clear message and exit code 2.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_testbed");
+
+#[test]
+fn serve_prints_urls_serves_and_stops_on_ctrl_c() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut child = Command::new(BIN)
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--max-spans", "1000"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    assert_eq!(first, format!("testbed listening on http://127.0.0.1:{port}"));
+    let traces = lines.next().unwrap().unwrap();
+    assert!(traces.ends_with(&format!("http://127.0.0.1:{port}/v1/traces")), "{traces}");
+    let url = format!("http://127.0.0.1:{port}/v1/traces");
+    let answer = common::post(
+        &url,
+        &[common::PROTOBUF],
+        &common::protobuf(&common::request("standalone", 1, 3)),
+        Some(Duration::from_secs(10)),
+    )
+    .unwrap();
+    assert_eq!(answer.status, 200);
+    assert_eq!(common::stats(&format!("http://127.0.0.1:{port}"), "standalone")["accepted"], 3);
+    assert!(Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status}");
+    assert!(lines.any(|l| l.unwrap() == "testbed stopping"));
+}
+
+#[test]
+fn bad_flags_exit_2_with_a_clear_message() {
+    for (args, message) in [
+        (
+            vec!["serve", "--listen", "nowhere"],
+            "error: flag `--listen`: \"nowhere\" is not an address like 127.0.0.1:4318",
+        ),
+        (vec!["serve", "--max-spans", "lots"], "error: flag `--max-spans`: \"lots\" is not a whole number"),
+        (
+            vec!["serve", "--auth-token-env", "TESTBED_NO_SUCH_VAR"],
+            "error: environment variable TESTBED_NO_SUCH_VAR (from --auth-token-env) is not set",
+        ),
+        (vec!["launch"], "error: unknown command `launch`; valid: serve"),
+    ] {
+        let output = Command::new(BIN).args(&args).env_remove("TESTBED_NO_SUCH_VAR").output().unwrap();
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        assert_eq!(String::from_utf8_lossy(&output.stderr).trim_end(), message, "{args:?}");
+    }
+}
