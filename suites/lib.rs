@@ -1,11 +1,25 @@
-//! Helpers shared by the reliability suites (`suites/main.rs`, the `reliability` test target).
+//! What the reliability suites share: their configuration (`[target]`, `[client]`,
+//! `[delivery]` in `reliability.toml`), the fixtures `Target`, `Project` and `Tracer`, and the
+//! delivery check.
 //!
-//! The suites themselves live in the test target, one module per suite; what several suites
-//! need goes here so that it is compiled once and can be unit-tested.
+//! - [`Target`] (session, shared): the embedded testbed backend — started once per run by the
+//!   parent and handed to every test process — or a remote OTLP endpoint with its query API.
+//! - [`Project`] (per test): a unique project (`e2e-reliability-<unix time>-<8 hex>`, also
+//!   the spans' `service.name`) with a unique `test_marker`, deleted at teardown.
+//! - [`Tracer`] (per test): the client pipeline pointed at the project. A test ends it with
+//!   [`Tracer::finish`], which shuts the pipeline down, checks the accounting identity, polls
+//!   the target until the spans are there (no fixed sleeps), checks the delivery ratio against
+//!   the thresholds and records the figures. Teardown shuts down a pipeline a test left open.
 
-use std::path::PathBuf;
+pub mod config;
+mod fixtures;
+
+pub use config::SuiteConfig;
+pub use fixtures::{Delivery, Project, Target, Tracer};
 
 /// `reliability.toml` of this workspace (the root package owns the suites).
-pub fn config_path() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("reliability.toml")
+pub fn config_path() -> std::path::PathBuf {
+    std::env::var_os("RELIABILITY_CONFIG")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("reliability.toml"))
 }

@@ -22,6 +22,7 @@
 //! backend.shutdown();
 //! ```
 
+pub mod client;
 pub mod faults;
 pub mod ingest;
 mod server;

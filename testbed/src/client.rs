@@ -1,0 +1,507 @@
+//! The client pipeline under test: `opentelemetry_sdk`'s tracer provider with a
+//! BatchSpanProcessor and the `opentelemetry-otlp` HTTP exporter, built from [`ClientConfig`],
+//! with exact span accounting.
+//!
+//! The SDK exposes no drop counter (a full queue drops silently after one log line), so the
+//! pipeline counts at every boundary a span crosses and derives the rest:
+//!
+//! ```text
+//! ended      spans whose on_end reached the processor before shutdown   (processor wrapper)
+//! exported   spans in batches the backend answered 2xx, minus rejected  (exporter wrapper)
+//! rejected   partial_success.rejected_spans of those answers            (HTTP client wrapper)
+//! failed     spans in batches whose export returned an error            (exporter wrapper)
+//! dropped    ended − spans handed to the exporter, after shutdown: the queue was full
+//! after_shutdown  spans ended after shutdown began                      (processor wrapper)
+//! ```
+//!
+//! so `ended + after_shutdown = exported + rejected + failed + dropped + after_shutdown`, with
+//! nothing unaccounted. Shutdown is bounded: if the exporter hangs (a backend that never
+//! answers), shutdown returns after its bound and the spans still in flight are reported as
+//! such.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use opentelemetry::Context;
+use opentelemetry_http::{Bytes, HttpClient, HttpError, Request, Response};
+use opentelemetry_otlp::{Compression, Protocol, WithExportConfig, WithHttpConfig};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::trace::{
+    BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider, Span, SpanData, SpanExporter, SpanProcessor,
+};
+use prost::Message;
+use serde::{Deserialize, Serialize};
+
+/// How the pipeline is built. Defaults are the SDK's (queue 2048, batch 512, delay 5 s,
+/// export timeout 30 s), then `reliability.toml [client]`, then the standard `OTEL_*`
+/// environment variables ([`ClientConfig::with_env`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct ClientConfig {
+    /// The traces endpoint, used as given (include `/v1/traces`).
+    pub endpoint: String,
+    /// `protobuf` (default) or `json`.
+    pub protocol: WireProtocol,
+    /// gzip request bodies.
+    pub gzip: bool,
+    /// Extra request headers (e.g. an API key, set from the environment by the caller).
+    #[serde(skip)]
+    pub headers: Vec<(String, String)>,
+    /// BatchSpanProcessor queue size.
+    pub max_queue_size: usize,
+    /// Spans per export request.
+    pub max_export_batch_size: usize,
+    /// Delay between scheduled exports, milliseconds.
+    pub scheduled_delay_ms: u64,
+    /// Bound on one export (the HTTP client's timeout), milliseconds.
+    pub export_timeout_ms: u64,
+    /// Bound on shutdown, milliseconds.
+    pub shutdown_timeout_ms: u64,
+    /// The resource's `service.name` (the backend's project).
+    #[serde(skip)]
+    pub service_name: String,
+}
+
+/// The OTLP/HTTP encoding.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WireProtocol {
+    /// `application/x-protobuf`.
+    #[default]
+    Protobuf,
+    /// `application/json`.
+    Json,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            endpoint: "http://127.0.0.1:4318/v1/traces".into(),
+            protocol: WireProtocol::Protobuf,
+            gzip: false,
+            headers: Vec::new(),
+            max_queue_size: 2048,
+            max_export_batch_size: 512,
+            scheduled_delay_ms: 5000,
+            export_timeout_ms: 30_000,
+            shutdown_timeout_ms: 10_000,
+            service_name: "unknown_service".into(),
+        }
+    }
+}
+
+/// A bad client setting.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// An environment variable does not parse.
+    #[error("environment variable {var}={value:?}: expected {expected}")]
+    Env {
+        /// The variable.
+        var: &'static str,
+        /// Its value.
+        value: String,
+        /// What would be valid.
+        expected: &'static str,
+    },
+    /// The exporter could not be built.
+    #[error("failed to build the OTLP exporter for {endpoint}: {reason}")]
+    Build {
+        /// The endpoint.
+        endpoint: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl ClientConfig {
+    /// Applies the standard environment variables over `self`: `OTEL_BSP_MAX_QUEUE_SIZE`,
+    /// `OTEL_BSP_MAX_EXPORT_BATCH_SIZE`, `OTEL_BSP_SCHEDULE_DELAY`, `OTEL_BSP_EXPORT_TIMEOUT`,
+    /// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` (as given) or `OTEL_EXPORTER_OTLP_ENDPOINT`
+    /// (`/v1/traces` appended), `OTEL_EXPORTER_OTLP_PROTOCOL` (`http/protobuf`, `http/json`),
+    /// `OTEL_EXPORTER_OTLP_COMPRESSION` (`gzip`, `none`), `OTEL_EXPORTER_OTLP_HEADERS`
+    /// (`k=v,k2=v2`), `OTEL_EXPORTER_OTLP_TIMEOUT` (ms).
+    pub fn with_env(mut self, env: &dyn Fn(&str) -> Option<String>) -> Result<ClientConfig, ClientError> {
+        let get = |var: &'static str| env(var).filter(|v| !v.trim().is_empty()).map(|v| (var, v));
+        let number = |(var, value): (&'static str, String)| {
+            value.trim().parse::<u64>().map_err(|_| ClientError::Env { var, value, expected: "a whole number" })
+        };
+        if let Some(v) = get("OTEL_BSP_MAX_QUEUE_SIZE") {
+            self.max_queue_size = number(v)? as usize;
+        }
+        if let Some(v) = get("OTEL_BSP_MAX_EXPORT_BATCH_SIZE") {
+            self.max_export_batch_size = number(v)? as usize;
+        }
+        if let Some(v) = get("OTEL_BSP_SCHEDULE_DELAY") {
+            self.scheduled_delay_ms = number(v)?;
+        }
+        if let Some(v) = get("OTEL_BSP_EXPORT_TIMEOUT").or_else(|| get("OTEL_EXPORTER_OTLP_TIMEOUT")) {
+            self.export_timeout_ms = number(v)?;
+        }
+        if let Some((_, v)) = get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") {
+            self.endpoint = v;
+        } else if let Some((_, v)) = get("OTEL_EXPORTER_OTLP_ENDPOINT") {
+            self.endpoint = format!("{}/v1/traces", v.trim_end_matches('/'));
+        }
+        if let Some((var, value)) = get("OTEL_EXPORTER_OTLP_PROTOCOL") {
+            self.protocol = match value.trim() {
+                "http/protobuf" => WireProtocol::Protobuf,
+                "http/json" => WireProtocol::Json,
+                _ => return Err(ClientError::Env { var, value, expected: "http/protobuf or http/json" }),
+            };
+        }
+        if let Some((var, value)) = get("OTEL_EXPORTER_OTLP_COMPRESSION") {
+            self.gzip = match value.trim() {
+                "gzip" => true,
+                "none" => false,
+                _ => return Err(ClientError::Env { var, value, expected: "gzip or none" }),
+            };
+        }
+        if let Some((var, value)) = get("OTEL_EXPORTER_OTLP_HEADERS") {
+            for pair in value.split(',').filter(|p| !p.trim().is_empty()) {
+                let Some((k, v)) = pair.split_once('=') else {
+                    return Err(ClientError::Env {
+                        var,
+                        value: "(not shown: it may hold secrets)".into(),
+                        expected: "k=v pairs separated by commas",
+                    });
+                };
+                self.headers.push((k.trim().to_string(), v.trim().to_string()));
+            }
+        }
+        Ok(self)
+    }
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    ended: AtomicU64,
+    after_shutdown: AtomicU64,
+    handed_to_exporter: AtomicU64,
+    exported_ok: AtomicU64,
+    failed: AtomicU64,
+    rejected: AtomicU64,
+    shutting_down: AtomicBool,
+    /// Duration of each export call, microseconds (bounded: the first 100,000).
+    export_micros: std::sync::Mutex<Vec<u64>>,
+}
+
+/// Where every span went.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Accounting {
+    /// Spans ended before shutdown.
+    pub ended: u64,
+    /// Accepted by the backend (2xx, not rejected).
+    pub exported: u64,
+    /// Rejected by the backend through `partial_success`.
+    pub rejected: u64,
+    /// In batches whose export failed (error status, timeout, connection).
+    pub failed: u64,
+    /// Dropped because the queue was full (never reached the exporter).
+    pub dropped: u64,
+    /// Still being exported when shutdown gave up (a hanging backend).
+    pub in_flight: u64,
+    /// Ended after shutdown began; dropped by the SDK.
+    pub after_shutdown: u64,
+}
+
+impl Accounting {
+    /// `ended = exported + rejected + failed + dropped + in_flight`.
+    pub fn is_balanced(&self) -> bool {
+        self.ended == self.exported + self.rejected + self.failed + self.dropped + self.in_flight
+    }
+
+    fn from(c: &Counters) -> Accounting {
+        let ended = c.ended.load(Ordering::SeqCst);
+        let handed = c.handed_to_exporter.load(Ordering::SeqCst);
+        let ok = c.exported_ok.load(Ordering::SeqCst);
+        let failed = c.failed.load(Ordering::SeqCst);
+        let rejected = c.rejected.load(Ordering::SeqCst).min(ok);
+        Accounting {
+            ended,
+            exported: ok - rejected,
+            rejected,
+            failed,
+            dropped: ended.saturating_sub(handed),
+            in_flight: handed.saturating_sub(ok + failed),
+            after_shutdown: c.after_shutdown.load(Ordering::SeqCst),
+        }
+    }
+}
+
+/// Counts spans reaching the processor.
+#[derive(Debug)]
+struct CountingProcessor<P> {
+    inner: P,
+    counters: Arc<Counters>,
+}
+
+impl<P: SpanProcessor> SpanProcessor for CountingProcessor<P> {
+    fn on_start(&self, span: &mut Span, cx: &Context) {
+        self.inner.on_start(span, cx);
+    }
+
+    fn on_end(&self, span: SpanData) {
+        if self.counters.shutting_down.load(Ordering::SeqCst) {
+            self.counters.after_shutdown.fetch_add(1, Ordering::SeqCst);
+        } else {
+            self.counters.ended.fetch_add(1, Ordering::SeqCst);
+        }
+        self.inner.on_end(span);
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        self.inner.force_flush()
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.counters.shutting_down.store(true, Ordering::SeqCst);
+        self.inner.shutdown_with_timeout(timeout)
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        self.inner.set_resource(resource);
+    }
+}
+
+/// Counts spans handed to the exporter and how their export ended.
+#[derive(Debug)]
+struct CountingExporter<E> {
+    inner: E,
+    counters: Arc<Counters>,
+}
+
+impl<E: SpanExporter> SpanExporter for CountingExporter<E> {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        let n = batch.len() as u64;
+        self.counters.handed_to_exporter.fetch_add(n, Ordering::SeqCst);
+        let started = std::time::Instant::now();
+        let result = self.inner.export(batch).await;
+        if let Ok(mut micros) = self.counters.export_micros.lock() {
+            if micros.len() < 100_000 {
+                micros.push(started.elapsed().as_micros() as u64);
+            }
+        }
+        match &result {
+            Ok(()) => self.counters.exported_ok.fetch_add(n, Ordering::SeqCst),
+            Err(_) => self.counters.failed.fetch_add(n, Ordering::SeqCst),
+        };
+        result
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.inner.shutdown_with_timeout(timeout)
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        self.inner.set_resource(resource);
+    }
+}
+
+/// Reads `partial_success.rejected_spans` from each successful answer.
+#[derive(Debug)]
+struct CountingHttpClient {
+    inner: reqwest::blocking::Client,
+    counters: Arc<Counters>,
+}
+
+#[async_trait::async_trait]
+impl HttpClient for CountingHttpClient {
+    async fn send_bytes(&self, request: Request<Bytes>) -> Result<Response<Bytes>, HttpError> {
+        let response = self.inner.send_bytes(request).await?;
+        if response.status().is_success() && !response.body().is_empty() {
+            let json = response
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.starts_with("application/json"));
+            let decoded = if json {
+                serde_json::from_slice::<ExportTraceServiceResponse>(response.body()).ok()
+            } else {
+                ExportTraceServiceResponse::decode(response.body().as_ref()).ok()
+            };
+            if let Some(rejected) = decoded.and_then(|r| r.partial_success).map(|p| p.rejected_spans.max(0) as u64) {
+                self.counters.rejected.fetch_add(rejected, Ordering::SeqCst);
+            }
+        }
+        Ok(response)
+    }
+}
+
+/// A running pipeline.
+#[derive(Debug)]
+pub struct Pipeline {
+    provider: SdkTracerProvider,
+    counters: Arc<Counters>,
+    shutdown_timeout: Duration,
+}
+
+/// Runs `f` on a fresh OS thread: the blocking HTTP client must be neither built nor dropped
+/// inside an async context (fixtures run on a tokio runtime).
+fn off_runtime<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    match std::thread::spawn(f).join() {
+        Ok(value) => value,
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
+}
+
+impl Pipeline {
+    /// Builds and starts the pipeline.
+    pub fn start(config: &ClientConfig) -> Result<Pipeline, ClientError> {
+        let config = config.clone();
+        off_runtime(move || Pipeline::build(&config))
+    }
+
+    fn build(config: &ClientConfig) -> Result<Pipeline, ClientError> {
+        let counters = Arc::new(Counters::default());
+        let build_error = |reason: String| ClientError::Build { endpoint: config.endpoint.clone(), reason };
+        let http = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_millis(config.export_timeout_ms))
+            .build()
+            .map_err(|e| build_error(e.to_string()))?;
+        let protocol = match config.protocol {
+            WireProtocol::Protobuf => Protocol::HttpBinary,
+            WireProtocol::Json => Protocol::HttpJson,
+        };
+        let mut builder = opentelemetry_otlp::SpanExporter::builder()
+            .with_http()
+            .with_http_client(CountingHttpClient { inner: http, counters: Arc::clone(&counters) })
+            .with_protocol(protocol)
+            .with_endpoint(config.endpoint.clone())
+            .with_timeout(Duration::from_millis(config.export_timeout_ms))
+            .with_headers(config.headers.iter().cloned().collect());
+        if config.gzip {
+            builder = builder.with_compression(Compression::Gzip);
+        }
+        let exporter = builder.build().map_err(|e| build_error(e.to_string()))?;
+        let batch = BatchConfigBuilder::default()
+            .with_max_queue_size(config.max_queue_size)
+            .with_max_export_batch_size(config.max_export_batch_size)
+            .with_scheduled_delay(Duration::from_millis(config.scheduled_delay_ms))
+            .build();
+        let processor =
+            BatchSpanProcessor::builder(CountingExporter { inner: exporter, counters: Arc::clone(&counters) })
+                .with_batch_config(batch)
+                .build();
+        let provider = SdkTracerProvider::builder()
+            .with_span_processor(CountingProcessor { inner: processor, counters: Arc::clone(&counters) })
+            .with_resource(Resource::builder().with_service_name(config.service_name.clone()).build())
+            .build();
+        Ok(Pipeline { provider, counters, shutdown_timeout: Duration::from_millis(config.shutdown_timeout_ms) })
+    }
+
+    /// A tracer of this pipeline.
+    pub fn tracer(&self, name: &'static str) -> opentelemetry_sdk::trace::SdkTracer {
+        use opentelemetry::trace::TracerProvider as _;
+        self.provider.tracer(name)
+    }
+
+    /// Where every span went so far.
+    pub fn accounting(&self) -> Accounting {
+        Accounting::from(&self.counters)
+    }
+
+    /// How long each export call took so far.
+    pub fn export_latencies(&self) -> Vec<Duration> {
+        latencies(&self.counters)
+    }
+
+    /// Exports what is queued and stops, within the shutdown bound; then the accounting and
+    /// the duration of every export call.
+    pub fn shutdown(self) -> (Accounting, Vec<Duration>) {
+        let (provider, timeout) = (self.provider, self.shutdown_timeout);
+        let (tx, rx) = std::sync::mpsc::channel();
+        // On its own thread: a hanging backend must not hang the caller past the bound.
+        std::thread::spawn(move || {
+            let _ = provider.shutdown_with_timeout(timeout);
+            drop(provider);
+            let _ = tx.send(());
+        });
+        let _ = rx.recv_timeout(timeout + Duration::from_secs(1));
+        (Accounting::from(&self.counters), latencies(&self.counters))
+    }
+
+    /// The accounting as Prometheus text (`testbed_client_spans_total{outcome}`), via the
+    /// `prometheus` crate.
+    pub fn metrics(&self) -> String {
+        render_metrics(&self.accounting())
+    }
+}
+
+fn latencies(counters: &Counters) -> Vec<Duration> {
+    counters.export_micros.lock().map(|m| m.iter().map(|us| Duration::from_micros(*us)).collect()).unwrap_or_default()
+}
+
+/// Renders an accounting as Prometheus text.
+pub fn render_metrics(a: &Accounting) -> String {
+    use prometheus::{Encoder, IntCounterVec, Opts, Registry, TextEncoder};
+    let registry = Registry::new();
+    let spans = IntCounterVec::new(
+        Opts::new("testbed_client_spans_total", "Spans of the client pipeline by where they went."),
+        &["outcome"],
+    )
+    .unwrap_or_else(|e| panic!("client metrics: {e}"));
+    let _ = registry.register(Box::new(spans.clone()));
+    for (outcome, n) in [
+        ("ended", a.ended),
+        ("exported", a.exported),
+        ("rejected", a.rejected),
+        ("failed", a.failed),
+        ("dropped", a.dropped),
+        ("in_flight", a.in_flight),
+        ("after_shutdown", a.after_shutdown),
+    ] {
+        spans.with_label_values(&[outcome]).inc_by(n);
+    }
+    let mut out = Vec::new();
+    let _ = TextEncoder::new().encode(&registry.gather(), &mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let env = |k: &str| match k {
+            "OTEL_BSP_MAX_QUEUE_SIZE" => Some("100".to_string()),
+            "OTEL_EXPORTER_OTLP_ENDPOINT" => Some("http://127.0.0.1:9/".to_string()),
+            "OTEL_EXPORTER_OTLP_PROTOCOL" => Some("http/json".to_string()),
+            "OTEL_EXPORTER_OTLP_COMPRESSION" => Some("gzip".to_string()),
+            "OTEL_EXPORTER_OTLP_HEADERS" => Some("x-api-key=abc, x-b=c".to_string()),
+            _ => None,
+        };
+        let c = ClientConfig::default().with_env(&env).unwrap();
+        assert_eq!(c.max_queue_size, 100);
+        assert_eq!(c.endpoint, "http://127.0.0.1:9/v1/traces");
+        assert_eq!((c.protocol, c.gzip), (WireProtocol::Json, true));
+        assert_eq!(c.headers, [("x-api-key".to_string(), "abc".to_string()), ("x-b".to_string(), "c".to_string())]);
+        let bad = |k: &str| (k == "OTEL_BSP_SCHEDULE_DELAY").then(|| "soon".to_string());
+        assert!(
+            ClientConfig::default()
+                .with_env(&bad)
+                .unwrap_err()
+                .to_string()
+                .contains("OTEL_BSP_SCHEDULE_DELAY=\"soon\"")
+        );
+        let secret = |k: &str| (k == "OTEL_EXPORTER_OTLP_HEADERS").then(|| "token-without-equals".to_string());
+        assert!(!ClientConfig::default().with_env(&secret).unwrap_err().to_string().contains("token-without"));
+    }
+
+    #[test]
+    fn accounting_balances() {
+        let c = Counters::default();
+        c.ended.store(100, Ordering::SeqCst);
+        c.handed_to_exporter.store(90, Ordering::SeqCst);
+        c.exported_ok.store(80, Ordering::SeqCst);
+        c.failed.store(5, Ordering::SeqCst);
+        c.rejected.store(3, Ordering::SeqCst);
+        let a = Accounting::from(&c);
+        assert_eq!((a.exported, a.rejected, a.failed, a.dropped, a.in_flight), (77, 3, 5, 10, 5));
+        assert!(a.is_balanced());
+        assert!(render_metrics(&a).contains("testbed_client_spans_total{outcome=\"dropped\"} 10"));
+    }
+}
