@@ -37,6 +37,39 @@ cargo test --locked -p harness-selftest --features dhat-heap --test metrics
 step "main job (cargo test --test reliability -- --include e2e)"
 cargo test --locked --test reliability -- --include e2e
 
+step "the whole ladder (--include e2e --include slow)"
+cargo test --locked --test reliability -- --include e2e --include slow
+
+# The remote-target path for real: a second testbed started standalone, with an API key,
+# and the e2e suite pointed at it through [target] remote (here by environment variables).
+step "main job against a remote target (testbed serve on loopback, with an API key)"
+cargo build --locked -p testbed --bin testbed
+serve_log=$(mktemp)
+RELIABILITY_REMOTE_KEY=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
+export RELIABILITY_REMOTE_KEY
+target/debug/testbed serve --listen 127.0.0.1:0 --auth-token-env RELIABILITY_REMOTE_KEY >"$serve_log" 2>&1 &
+serve_pid=$!
+trap 'kill "$serve_pid" 2>/dev/null || true' EXIT
+base=""
+for _ in $(seq 1 100); do
+  base=$(sed -n 's/^testbed listening on //p' "$serve_log")
+  [ -n "$base" ] && break
+  sleep 0.1
+done
+[ -n "$base" ] || fail "testbed serve did not start: $(cat "$serve_log")"
+RELIABILITY_TARGET=remote \
+RELIABILITY_TARGET_ENDPOINT="$base/v1/traces" \
+RELIABILITY_TARGET_QUERY_URL="$base/api/v1" \
+RELIABILITY_TARGET_API_KEY_ENV=RELIABILITY_REMOTE_KEY \
+  cargo test --locked --test reliability -- --include e2e
+# The spans went to that process, not to an embedded backend: its ledger holds the exports.
+served=$(curl -sf -H "x-api-key: $RELIABILITY_REMOTE_KEY" "$base/api/v1/ledger" | grep -o '"status":200' | wc -l)
+[ "$served" -gt 0 ] || fail "the remote testbed received no successful export"
+echo "remote testbed answered $served export requests with 200"
+kill "$serve_pid"
+wait "$serve_pid" 2>/dev/null || true
+trap - EXIT
+
 step "cargo-nextest: the workspace"
 cargo nextest run --workspace --locked --no-fail-fast
 

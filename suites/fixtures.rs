@@ -44,7 +44,7 @@ struct Shared {
 impl Target {
     /// Connects to the configured target (starting the embedded backend) and checks that its
     /// query API answers, so a broken target is one clear error, not a wall of timeouts.
-    pub fn connect(config: SuiteConfig) -> Result<Target, String> {
+    pub fn connect(config: SuiteConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<Target, String> {
         let api_key = match &config.target.api_key_env {
             Some(var) => Some(env(var).ok_or_else(|| {
                 format!(
@@ -160,7 +160,7 @@ impl Fixture for Target {
 
     async fn setup(_cx: &mut Setup<'_>) -> Result<Self, BoxError> {
         let config = SuiteConfig::load(&crate::config_path(), &env)?;
-        Ok(Target::connect(config)?)
+        Ok(Target::connect(config, &env)?)
     }
 
     async fn teardown(&self) -> Result<(), BoxError> {
