@@ -31,13 +31,13 @@ fn a_target_with_nothing_listening_is_one_clear_error() -> Result<(), String> {
         .local_addr()
         .map_err(|e| e.to_string())?
         .port();
-    let mut config = SuiteConfig::default();
-    config.target = TargetConfig {
+    let target = TargetConfig {
         kind: "remote".into(),
         endpoint: Some(format!("http://127.0.0.1:{port}/v1/traces")),
         query_url: Some(format!("http://127.0.0.1:{port}/api/v1")),
         api_key_env: None,
     };
+    let config = SuiteConfig { target, ..SuiteConfig::default() };
     let started = std::time::Instant::now();
     let err = Target::connect(config, &|_| None).err().ok_or("connecting to a dead port succeeded")?;
     let want = format!("target remote query API http://127.0.0.1:{port}/api/v1/projects is not reachable:");
@@ -58,13 +58,13 @@ fn a_wrong_api_key_is_one_clear_error_without_the_key() -> Result<(), String> {
         ..testbed::Config::default()
     })
     .map_err(|e| e.to_string())?;
-    let mut config = SuiteConfig::default();
-    config.target = TargetConfig {
+    let target = TargetConfig {
         kind: "remote".into(),
         endpoint: Some(backend.traces_url()),
         query_url: Some(backend.query_url()),
         api_key_env: Some("SMOKE_API_KEY".into()),
     };
+    let config = SuiteConfig { target, ..SuiteConfig::default() };
     let env = |k: &str| (k == "SMOKE_API_KEY").then(|| "a-wrong-key".to_string());
     let err = Target::connect(config.clone(), &env).err().ok_or("a wrong key was accepted")?;
     if err != format!("target remote ({}) rejected the API key from SMOKE_API_KEY (HTTP 401)", backend.query_url())

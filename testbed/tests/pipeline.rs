@@ -1,0 +1,104 @@
+//! The client pipeline's accounting against injected faults: every span ends up exported,
+//! rejected (partial success), failed, dropped or in flight — and shutdown stays within its
+//! bound even when the backend hangs.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use opentelemetry::trace::{Span as _, Tracer as _};
+use serde_json::json;
+use testbed::client::{ClientConfig, Pipeline};
+use testbed::{Backend, Config};
+
+fn pipeline(backend: &Backend, service: &str, change: impl FnOnce(&mut ClientConfig)) -> Pipeline {
+    let mut config = ClientConfig {
+        endpoint: backend.traces_url(),
+        service_name: service.into(),
+        scheduled_delay_ms: 50,
+        max_export_batch_size: 10,
+        ..ClientConfig::default()
+    };
+    change(&mut config);
+    Pipeline::start(&config).expect("pipeline")
+}
+
+fn end_spans(pipeline: &Pipeline, n: usize) {
+    let tracer = pipeline.tracer("pipeline-tests");
+    for i in 0..n {
+        tracer.start(format!("span {i}")).end();
+    }
+}
+
+fn plan(base: &str, project: &str, action: serde_json::Value) {
+    let answer = common::put_json(
+        &format!("{base}/api/v1/projects/{project}/faults"),
+        &json!({"rules": [{"when": {"always": true}, "action": action}]}),
+    );
+    assert_eq!(answer.status, 200);
+}
+
+#[test]
+fn partial_success_is_counted_as_rejected_and_the_rest_as_exported() {
+    let backend = Backend::start(Config::default()).unwrap();
+    plan(&backend.base_url(), "partial", json!({"kind": "partial_success", "rejected": 2}));
+    let p = pipeline(&backend, "partial", |_| {});
+    end_spans(&p, 50);
+    let (a, _) = p.shutdown();
+    assert!(a.is_balanced(), "{a:?}");
+    assert_eq!(a.ended, 50);
+    // Batches are cut by size or by the delay, so how many were rejected depends on timing;
+    // the client's counts must equal the backend's exactly.
+    let stats = common::stats(&backend.base_url(), "partial");
+    assert_eq!(stats["unique"].as_u64(), Some(a.exported), "{stats} vs {a:?}");
+    assert_eq!(stats["rejected"]["partial_success"].as_u64(), Some(a.rejected), "{stats} vs {a:?}");
+    assert!(a.rejected >= 2 && a.exported + a.rejected == 50, "{a:?}");
+}
+
+#[test]
+fn failed_exports_are_counted_as_failed() {
+    let backend = Backend::start(Config::default()).unwrap();
+    plan(&backend.base_url(), "failing", json!({"kind": "status", "code": 500}));
+    let p = pipeline(&backend, "failing", |_| {});
+    end_spans(&p, 30);
+    let (a, _) = p.shutdown();
+    assert!(a.is_balanced(), "{a:?}");
+    assert_eq!((a.failed, a.exported), (30, 0), "{a:?}");
+}
+
+#[test]
+fn a_hanging_backend_cannot_hang_shutdown_past_its_bound() {
+    let backend = Backend::start(Config::default()).unwrap();
+    plan(&backend.base_url(), "hanging", json!({"kind": "hang", "ms": 60000}));
+    let p = pipeline(&backend, "hanging", |c| {
+        c.export_timeout_ms = 30_000;
+        c.shutdown_timeout_ms = 1500;
+    });
+    end_spans(&p, 20);
+    std::thread::sleep(Duration::from_millis(200)); // let an export start and hang
+    let started = Instant::now();
+    let (a, _) = p.shutdown();
+    assert!(started.elapsed() < Duration::from_millis(1500 + 1500), "shutdown took {:?}", started.elapsed());
+    assert!(a.is_balanced(), "{a:?}");
+    assert_eq!(a.ended, 20);
+    assert!(a.in_flight + a.dropped + a.failed > 0 && a.exported == 0, "nothing got through a hanging backend: {a:?}");
+}
+
+#[test]
+fn a_full_queue_drops_and_the_drops_are_counted() {
+    let backend = Backend::start(Config::default()).unwrap();
+    let p = pipeline(&backend, "overflow", |c| {
+        c.max_queue_size = 64;
+        c.max_export_batch_size = 64;
+        c.scheduled_delay_ms = 60_000;
+    });
+    end_spans(&p, 1000);
+    let (a, _) = p.shutdown();
+    assert!(a.is_balanced(), "{a:?}");
+    assert!(a.dropped >= 1000 - 64 * 2, "{a:?}");
+    assert_eq!(common::stats(&backend.base_url(), "overflow")["unique"].as_u64(), Some(a.exported), "{a:?}");
+    assert!(
+        testbed::client::render_metrics(&a)
+            .contains(&format!("testbed_client_spans_total{{outcome=\"dropped\"}} {}", a.dropped))
+    );
+}
