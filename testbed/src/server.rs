@@ -407,17 +407,25 @@ fn ledger(state: &State, query: Option<&str>) -> Response<Full<Bytes>> {
     json(200, &serde_json::json!({ "entries": entries, "dropped": ledger.dropped }))
 }
 
-/// Reads the body at `bytes_per_second`, frame by frame; `None` past the limit.
-async fn read_slowly(body: Incoming, limit: u64, bytes_per_second: u64) -> Result<Vec<u8>, String> {
+/// Why a body could not be read.
+enum BodyError {
+    /// Past the size limit.
+    TooLarge,
+    /// The client went away.
+    Gone,
+}
+
+/// Reads the body at `bytes_per_second`, frame by frame.
+async fn read_slowly(body: Incoming, limit: u64, bytes_per_second: u64) -> Result<Vec<u8>, BodyError> {
     let mut body = body;
     let mut out = Vec::new();
     let started = Instant::now();
     while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| e.to_string())?;
+        let frame = frame.map_err(|_| BodyError::Gone)?;
         if let Ok(data) = frame.into_data() {
             out.extend_from_slice(&data);
             if out.len() as u64 > limit {
-                return Err("too large".into());
+                return Err(BodyError::TooLarge);
             }
             let due = Duration::from_secs_f64(out.len() as f64 / bytes_per_second as f64);
             if let Some(wait) = due.checked_sub(started.elapsed()) {
@@ -461,15 +469,10 @@ async fn ingest_request(state: Arc<State>, request: Request<Incoming>) -> Answer
         );
     };
     let limit = state.config.max_request_bytes;
+    let too_large = ingest::DecodeError::TooLarge { limit, compressed: false };
     let declared: Option<u64> = header("content-length").and_then(|v| v.parse().ok());
     if declared.is_some_and(|n| n > limit) {
-        return fail(
-            &state,
-            entry,
-            413,
-            "too_large",
-            &format!("request body is larger than the limit of {limit} bytes"),
-        );
+        return fail(&state, entry, too_large.status(), too_large.reason(), &too_large.to_string());
     }
 
     let mut decision = state.decide_at_arrival(header_project.as_deref());
@@ -477,23 +480,17 @@ async fn ingest_request(state: Arc<State>, request: Request<Incoming>) -> Answer
         Some(Action::SlowRead { bytes_per_second }) => read_slowly(request.into_body(), limit, *bytes_per_second).await,
         _ => match Limited::new(request.into_body(), limit as usize).collect().await {
             Ok(body) => Ok(body.to_bytes().to_vec()),
-            Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err("too large".into()),
-            Err(e) => Err(e.to_string()),
+            Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(BodyError::TooLarge),
+            Err(_) => Err(BodyError::Gone),
         },
     };
     let body = match body {
         Ok(body) => body,
-        Err(e) if e == "too large" => {
-            return fail(
-                &state,
-                entry,
-                413,
-                "too_large",
-                &format!("request body is larger than the limit of {limit} bytes"),
-            );
+        Err(BodyError::TooLarge) => {
+            return fail(&state, entry, too_large.status(), too_large.reason(), &too_large.to_string());
         }
         // The client went away mid-body: nobody to answer.
-        Err(_) => return Err(CloseConnection),
+        Err(BodyError::Gone) => return Err(CloseConnection),
     };
     entry.bytes = body.len() as u64;
     state.telemetry.bytes(body.len() as u64);
