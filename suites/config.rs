@@ -100,9 +100,10 @@ struct File {
 }
 
 impl SuiteConfig {
-    /// Reads `path` (absent: defaults), then the environment.
-    pub fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<SuiteConfig, String> {
-        let mut config = match std::fs::read_to_string(path) {
+    /// Reads `path` (none, or absent: defaults), then the environment.
+    pub fn load(path: Option<&Path>, env: &dyn Fn(&str) -> Option<String>) -> Result<SuiteConfig, String> {
+        let Some(path) = path else { return SuiteConfig::default().with_env(env) };
+        let config = match std::fs::read_to_string(path) {
             Ok(text) => {
                 let file: File = toml::from_str(&text).map_err(|e| {
                     let at = e.span().map(|s| reliability_harness::config::line_column(&text, s.start));
@@ -119,6 +120,12 @@ impl SuiteConfig {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => SuiteConfig::default(),
             Err(e) => return Err(format!("failed to read {}: {e}", path.display())),
         };
+        config.with_env(env)
+    }
+
+    /// The environment over the file: `RELIABILITY_TARGET*`, then `OTEL_*` for the client.
+    fn with_env(mut self, env: &dyn Fn(&str) -> Option<String>) -> Result<SuiteConfig, String> {
+        let config = &mut self;
         let var = |k: &str| env(k).filter(|v| !v.trim().is_empty());
         if let Some(kind) = var("RELIABILITY_TARGET") {
             config.target.kind = kind;
@@ -135,8 +142,8 @@ impl SuiteConfig {
         if !matches!(config.target.kind.as_str(), "embedded" | "remote") {
             return Err(format!("[target] kind {:?}: expected one of: embedded, remote", config.target.kind));
         }
-        config.client = config.client.with_env(env).map_err(|e| e.to_string())?;
-        Ok(config)
+        config.client = config.client.clone().with_env(env).map_err(|e| e.to_string())?;
+        Ok(self)
     }
 }
 
@@ -148,7 +155,7 @@ mod tests {
         let path = std::env::temp_dir().join(format!("suite-config-{}-{}.toml", std::process::id(), text.len()));
         std::fs::write(&path, text).unwrap();
         let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        let result = SuiteConfig::load(&path, &|k| env.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone()));
+        let result = SuiteConfig::load(Some(&path), &|k| env.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone()));
         std::fs::remove_file(&path).unwrap();
         result
     }
@@ -160,6 +167,8 @@ mod tests {
         assert_eq!(c.client.max_queue_size, 20, "OTEL_BSP_MAX_QUEUE_SIZE wins over the file");
         let c = load("", &[("RELIABILITY_TARGET", "remote")]).unwrap();
         assert_eq!(c.target.kind, "remote");
+        let none = SuiteConfig::load(None, &|k| (k == "RELIABILITY_TARGET").then(|| "remote".to_string())).unwrap();
+        assert_eq!(none.target.kind, "remote", "no file: defaults, then the environment");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use reliability_harness::{BoxError, Fixture, Metrics, Scope, Setup};
+use reliability_harness::{BoxError, Fixture, Metrics, RunConfig, Scope, Setup};
 use serde::{Deserialize, Serialize};
 use testbed::client::{Accounting, ClientConfig, Pipeline};
 
@@ -28,6 +28,7 @@ pub struct Target {
     pub query_url: String,
     /// The suites' configuration.
     pub config: SuiteConfig,
+    config_file: Option<std::path::PathBuf>,
     api_key: Option<String>,
     backend: Mutex<Option<testbed::Backend>>,
 }
@@ -39,6 +40,8 @@ struct Shared {
     kind: String,
     traces_url: String,
     query_url: String,
+    /// The configuration file the parent read, so the child reads the same one.
+    config_file: Option<std::path::PathBuf>,
 }
 
 impl Target {
@@ -81,6 +84,7 @@ impl Target {
             traces_url,
             query_url,
             config,
+            config_file: None,
             api_key,
             backend: Mutex::new(backend),
         };
@@ -127,6 +131,11 @@ impl Target {
         Ok((status, body))
     }
 
+    fn request_delete(&self, url: &str) -> Result<u16, String> {
+        let response = self.request(agent(Duration::from_secs(10)).delete(url)).call().map_err(|e| e.to_string())?;
+        Ok(response.status().as_u16())
+    }
+
     /// Headers the client pipeline must send.
     pub fn headers(&self) -> Vec<(String, String)> {
         self.api_key.iter().map(|k| ("x-api-key".to_string(), k.clone())).collect()
@@ -158,9 +167,10 @@ impl Fixture for Target {
     const SCOPE: Scope = Scope::Session;
     const SHARED: bool = true;
 
-    async fn setup(_cx: &mut Setup<'_>) -> Result<Self, BoxError> {
-        let config = SuiteConfig::load(&crate::config_path(), &env)?;
-        Ok(Target::connect(config, &env)?)
+    async fn setup(cx: &mut Setup<'_>) -> Result<Self, BoxError> {
+        let file = cx.get::<RunConfig>().await?.0.path.clone();
+        let config = SuiteConfig::load(file.as_deref(), &env)?;
+        Ok(Target { config_file: file, ..Target::connect(config, &env)? })
     }
 
     async fn teardown(&self) -> Result<(), BoxError> {
@@ -171,20 +181,25 @@ impl Fixture for Target {
     }
 
     fn share(&self) -> Result<String, BoxError> {
-        let shared =
-            Shared { kind: self.kind.clone(), traces_url: self.traces_url.clone(), query_url: self.query_url.clone() };
+        let shared = Shared {
+            kind: self.kind.clone(),
+            traces_url: self.traces_url.clone(),
+            query_url: self.query_url.clone(),
+            config_file: self.config_file.clone(),
+        };
         Ok(serde_json::to_string(&shared)?)
     }
 
     fn adopt(shared: &str) -> Result<Self, BoxError> {
         let shared: Shared = serde_json::from_str(shared)?;
-        let config = SuiteConfig::load(&crate::config_path(), &env)?;
+        let config = SuiteConfig::load(shared.config_file.as_deref(), &env)?;
         let api_key = config.target.api_key_env.as_ref().and_then(|var| env(var));
         Ok(Target {
             kind: shared.kind,
             traces_url: shared.traces_url,
             query_url: shared.query_url,
             config,
+            config_file: shared.config_file,
             api_key,
             backend: Mutex::new(None),
         })
@@ -226,16 +241,6 @@ impl Fixture for Project {
             200 | 204 | 404 | 405 => Ok(()),
             other => Err(format!("deleting project {} answered HTTP {other}", self.name).into()),
         }
-    }
-}
-
-impl Target {
-    fn request_delete(&self, url: &str) -> Result<u16, String> {
-        let mut request = agent(Duration::from_secs(10)).delete(url);
-        if let Some(key) = &self.api_key {
-            request = request.header("x-api-key", key);
-        }
-        request.call().map(|r| r.status().as_u16()).map_err(|e| e.to_string())
     }
 }
 

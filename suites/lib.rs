@@ -2,6 +2,9 @@
 //! `[delivery]` in `reliability.toml`), the fixtures `Target`, `Project` and `Tracer`, and the
 //! delivery check.
 //!
+//! The configuration file is the one the harness resolved (`--config`, `RELIABILITY_CONFIG`,
+//! or `reliability.toml` at the workspace root), read through its `RunConfig` fixture.
+//!
 //! - [`Target`] (session, shared): the embedded testbed backend — started once per run by the
 //!   parent and handed to every test process — or a remote OTLP endpoint with its query API.
 //! - [`Project`] (per test): a unique project (`e2e-reliability-<unix time>-<8 hex>`, also
@@ -16,10 +19,3 @@ mod fixtures;
 
 pub use config::SuiteConfig;
 pub use fixtures::{Delivery, Project, Target, Tracer};
-
-/// `reliability.toml` of this workspace (the root package owns the suites).
-pub fn config_path() -> std::path::PathBuf {
-    std::env::var_os("RELIABILITY_CONFIG")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("reliability.toml"))
-}

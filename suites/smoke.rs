@@ -1,23 +1,21 @@
 //! Smoke: the suites' own set-up, checked on every run (marker `smoke`, not opt-in).
 
-use reliability_harness as rh;
-use reliability_harness::config::Config;
+use reliability_harness::{self as rh, RunConfig};
 use reliability_suites::Target;
 use reliability_suites::config::{SuiteConfig, TargetConfig};
 
 /// The heavy suites must stay out of a plain `cargo test`: e2e, slow and chaos are opt-in in
-/// the checked-in configuration, not only in the built-in defaults.
+/// the configuration this run loaded, not only in the built-in defaults.
 #[rh::test(smoke)]
-fn config_keeps_heavy_suites_opt_in() -> Result<(), String> {
-    let path = reliability_suites::config_path();
-    let config = Config::load(&path).map_err(|e| e.to_string())?;
+fn config_keeps_heavy_suites_opt_in(config: &RunConfig) -> Result<(), String> {
+    let (markers, file) = (&config.0.markers, config.0.path.as_ref().ok_or("this run found no reliability.toml")?);
     for marker in ["e2e", "slow", "chaos"] {
-        if !config.markers.is_opt_in(marker) {
-            return Err(format!("{}: marker `{marker}` must stay opt-in", path.display()));
+        if !markers.is_opt_in(marker) {
+            return Err(format!("{}: marker `{marker}` must stay opt-in", file.display()));
         }
     }
-    if config.markers.get("smoke").is_none_or(|m| m.opt_in) {
-        return Err(format!("{}: marker `smoke` must be declared and run by default", path.display()));
+    if markers.get("smoke").is_none_or(|m| m.opt_in) {
+        return Err(format!("{}: marker `smoke` must be declared and run by default", file.display()));
     }
     Ok(())
 }

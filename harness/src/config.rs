@@ -71,6 +71,18 @@ pub struct SelectionSettings {
     pub keyword: Option<Sourced<String>>,
 }
 
+impl SelectionSettings {
+    /// `self` with every value that `over` sets replaced (a list replaces a list).
+    pub fn layered(self, over: SelectionSettings) -> SelectionSettings {
+        SelectionSettings {
+            include: if over.include.is_empty() { self.include } else { over.include },
+            exclude: if over.exclude.is_empty() { self.exclude } else { over.exclude },
+            markexpr: over.markexpr.or(self.markexpr),
+            keyword: over.keyword.or(self.keyword),
+        }
+    }
+}
+
 /// Runner settings as layered from file, environment and command line, still unparsed so that
 /// one validator (`RunOptions::resolve`) can name the origin of a bad value.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

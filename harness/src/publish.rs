@@ -188,7 +188,7 @@ impl Spool {
 
 /// What a push at the end of a run did.
 #[derive(Debug, Default)]
-pub struct Outcome {
+pub struct PushReport {
     /// Groups delivered (this run's and pending ones).
     pub delivered: usize,
     /// Failures, each spooled.
@@ -201,9 +201,9 @@ pub fn publish(
     groups: Vec<Group>,
     spool: &Spool,
     env: &dyn Fn(&str) -> Option<String>,
-) -> Outcome {
+) -> PushReport {
     let deadline = Instant::now() + options.timeout;
-    let mut outcome = Outcome::default();
+    let mut outcome = PushReport::default();
     let mut pending = Vec::new();
     for (file, group) in spool.pending() {
         if groups.iter().any(|g| g.path == group.path) {
@@ -230,7 +230,7 @@ pub fn publish(
 }
 
 /// `--push-pending`: delivers the spool; returns how many were delivered and what failed.
-pub fn push_pending(options: &PushOptions, spool: &Spool, env: &dyn Fn(&str) -> Option<String>) -> Outcome {
+pub fn push_pending(options: &PushOptions, spool: &Spool, env: &dyn Fn(&str) -> Option<String>) -> PushReport {
     publish(options, Vec::new(), spool, env)
 }
 

@@ -4,8 +4,6 @@
 //! [`collect`] turns them into [`TestCase`]s with stable names `module::path::function[id]`,
 //! sorted, and refuses duplicates. Nothing here decides what runs; see `selection`.
 
-use std::collections::HashMap;
-
 /// One registered test, as the attribute macro writes it. Not constructed by hand.
 #[derive(Debug)]
 pub struct TestDef {
@@ -247,11 +245,6 @@ pub fn from_defs<'a>(defs: impl IntoIterator<Item = &'a TestDef>) -> Result<Vec<
         }
     }
     Ok(named.into_iter().map(|(name, def)| TestCase::named(name, def)).collect())
-}
-
-/// Name → index, for O(1) `--exact` lookups (nextest starts one process per test).
-pub fn index_by_name(tests: &[TestCase]) -> HashMap<&str, usize> {
-    tests.iter().enumerate().map(|(i, t)| (t.name.as_str(), i)).collect()
 }
 
 #[cfg(test)]

@@ -72,15 +72,6 @@ fn fail(err: &Error) -> ExitCode {
     ExitCode::from(err.exit_code())
 }
 
-fn layer(file: SelectionSettings, over: SelectionSettings) -> SelectionSettings {
-    SelectionSettings {
-        include: if over.include.is_empty() { file.include } else { over.include },
-        exclude: if over.exclude.is_empty() { file.exclude } else { over.exclude },
-        markexpr: over.markexpr.or(file.markexpr),
-        keyword: over.keyword.or(file.keyword),
-    }
-}
-
 /// Runs `tests` with `args` (argv, including argv[0]) and `env`; returns the exit code.
 pub fn run(tests: Vec<TestCase>, args: Vec<OsString>, env: &dyn Fn(&str) -> Option<String>) -> Result<u8, Error> {
     let started = Instant::now();
@@ -110,14 +101,18 @@ pub fn run(tests: Vec<TestCase>, args: Vec<OsString>, env: &dyn Fn(&str) -> Opti
             config.markers.check(marker, &format!("test `{}` ({})", test.name, test.location()))?;
         }
     }
-    let settings = layer(config.selection.clone(), cli.selection.clone());
+    let settings = config.selection.clone().layered(cli.selection.clone());
     let selection = Selection::new(&settings, &config.markers)?;
     let options = RunOptions::resolve(&config.run.clone().layered(cli.run.clone()))?;
     let config = LOADED_CONFIG.get_or_init(|| config);
     crate::measure::set_enabled(options.metrics);
 
-    let index = registry::index_by_name(&tests);
-    let exact = libtest.filter.as_deref().filter(|_| libtest.exact).map(|name| (name, index.get(name).copied()));
+    // Only `--exact` needs the name lookup; main() usually handed over just that one test.
+    let exact = libtest
+        .filter
+        .as_deref()
+        .filter(|_| libtest.exact)
+        .map(|name| (name, tests.iter().position(|t| t.name == name)));
 
     if let Some(result_path) = env(crate::isolate::CHILD_ENV) {
         let Some((_, Some(i))) = exact else {

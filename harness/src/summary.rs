@@ -30,17 +30,13 @@ impl Summary {
     pub fn counts(&self, reports: &[TestReport], flaky_fails: bool) -> Vec<(u64, &'static str)> {
         let mut counts: BTreeMap<&'static str, u64> = BTreeMap::new();
         for report in reports {
+            // Failures of any kind count as failed (errors apart, as pytest does); the rest by
+            // their own label.
             let key = match &report.outcome {
-                Outcome::Passed => "passed",
-                Outcome::Failed { .. } | Outcome::TimedOut { .. } | Outcome::Crashed { .. } => "failed",
-                Outcome::XPassed { strict: true, .. } => "failed",
-                Outcome::Flaky { .. } if flaky_fails => "failed",
                 Outcome::Error { .. } => "errors",
-                Outcome::Skipped { .. } => "skipped",
-                Outcome::XFailed { .. } => "xfailed",
-                Outcome::XPassed { .. } => "xpassed",
-                Outcome::Flaky { .. } => "flaky",
+                o if o.is_failure(flaky_fails) => "failed",
                 Outcome::NotRun { .. } => "not run",
+                o => o.label(),
             };
             *counts.entry(key).or_default() += 1;
         }
