@@ -1,10 +1,10 @@
 //! Errors that end a run before tests execute, and the documented exit codes.
 
-use crate::cli::UsageError;
 use crate::config::ConfigError;
-use crate::markers::UnknownMarker;
+use crate::config::cli::UsageError;
+use crate::config::markers::UnknownMarker;
 use crate::registry::DuplicateName;
-use crate::selection::SelectionError;
+use crate::select::SelectionError;
 
 /// Exit code: every selected test passed (or nothing was run by a plain libtest filter).
 pub const EXIT_OK: u8 = 0;
@@ -39,7 +39,7 @@ pub enum Error {
     UnknownMarker(#[from] UnknownMarker),
     /// A runner setting is invalid.
     #[error(transparent)]
-    Options(#[from] crate::options::InvalidValue),
+    Options(#[from] crate::config::options::InvalidValue),
     /// The run could not be set up (a directory, a limit).
     #[error("{0}")]
     Runtime(String),

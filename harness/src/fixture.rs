@@ -23,9 +23,13 @@
 //! Scopes: `Test` (fresh per test), `Suite` (per top-level module of the test name), `Session`
 //! (once per process). In process isolation every test has its own process, so suite and
 //! session fixtures would be set up once per test; a session fixture that sets `SHARED = true`
-//! is instead set up once by the parent, and each child *adopts* it from the string its
-//! [`Fixture::share`] returns (see the README's "Sharing session fixtures"). The parent tears
-//! it down at the end of the run.
+//! is instead set up once by the parent, on the first request from any child, and each child
+//! *adopts* it from the string its [`Fixture::share`] returns. A child asks when it first
+//! needs the fixture, however deep in the fixture graph that is (a test's `Tracer` needing a
+//! `Project` needing the `Target`); see [`Shared::provider`]. The parent must know the type to
+//! set it up: fixtures a test takes directly are known from the attribute, others are
+//! registered with [`shared_fixture!`](crate::shared_fixture). The parent tears shared
+//! fixtures down at the end of the run.
 //!
 //! Async setup and teardown run on one multi-threaded tokio runtime owned by the harness, so
 //! tasks a fixture spawns (a server, say) live until the process ends.
@@ -36,6 +40,8 @@ use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+
+use crate::panic::panic_message;
 
 /// The error type of fixture setup and teardown.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -154,28 +160,48 @@ impl Store {
             match result {
                 Ok(Ok(())) => {}
                 Ok(Err(err)) => errors.push(format!("teardown of fixture {} failed: {err}", entry.name)),
-                Err(panic) => errors.push(format!(
-                    "teardown of fixture {} panicked: {}",
-                    entry.name,
-                    crate::execute::panic_message(&*panic)
-                )),
+                Err(panic) => {
+                    errors.push(format!("teardown of fixture {} panicked: {}", entry.name, panic_message(&*panic)))
+                }
             }
         }
         errors
     }
 }
 
+/// Gets the shared string of a `SHARED` session fixture (by its full type name) from the
+/// process that owns it: in a child, a request to the parent.
+pub(crate) type Provider = Box<dyn Fn(&str) -> Result<String, String> + Send + Sync>;
+
 /// Session and suite stores of this process. Internal; public only for the macro's hooks.
 #[doc(hidden)]
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Shared {
     pub(crate) session: Mutex<Store>,
     pub(crate) suites: Mutex<HashMap<String, Store>>,
-    /// Handed over by the parent (`RELIABILITY_SHARED`): fixture name → shared string.
-    pub(crate) adopted: HashMap<String, String>,
+    /// The run's configuration, for the [`RunConfig`] fixture.
+    pub(crate) config: crate::config::Config,
+    /// In a child of a process-isolated run: where `SHARED` session fixtures come from.
+    /// `None` where this process owns them (the parent, thread isolation, `--exact` runs).
+    pub(crate) provider: Option<Provider>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("session", &self.session)
+            .field("suites", &self.suites)
+            .field("provider", &self.provider.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Shared {
+    /// The stores of a process that owns its fixtures.
+    pub(crate) fn new(config: crate::config::Config) -> Shared {
+        Shared { config, ..Shared::default() }
+    }
+
     pub(crate) fn lock_session(&self) -> MutexGuard<'_, Store> {
         self.session.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -183,6 +209,54 @@ impl Shared {
     pub(crate) fn lock_suites(&self) -> MutexGuard<'_, HashMap<String, Store>> {
         self.suites.lock().unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+/// A fixture type as the registry knows it: enough to share it without naming the type.
+#[derive(Clone, Copy, Debug)]
+pub struct FixtureRef {
+    /// `std::any::type_name` of the fixture: the key a child asks the parent by.
+    pub type_name: fn() -> &'static str,
+    /// Whether it is a `SHARED` session fixture.
+    pub shared: fn() -> bool,
+    /// Sets it up in this process (once) and returns its shared string.
+    pub share: fn(&Shared) -> Result<String, String>,
+}
+
+impl FixtureRef {
+    /// The entry for `T`.
+    pub const fn of<T: Fixture>() -> FixtureRef {
+        FixtureRef { type_name: std::any::type_name::<T>, shared: is_shared::<T>, share: share_from_parent::<T> }
+    }
+}
+
+fn is_shared<T: Fixture>() -> bool {
+    T::SHARED && T::SCOPE == Scope::Session
+}
+
+/// A `SHARED` session fixture registered with [`shared_fixture!`](crate::shared_fixture), so
+/// that the parent can set it up when a child reaches it only through other fixtures.
+#[derive(Debug)]
+pub struct SharedFixture(pub FixtureRef);
+
+inventory::collect!(SharedFixture);
+
+/// Registers a `SHARED` session fixture with the parent process, so that children can adopt
+/// it even when no test takes it directly (a test takes `&Tracer`, whose setup asks for the
+/// shared `&Target`). Write it once, beside the fixture's `impl`:
+///
+/// ```ignore
+/// reliability_harness::shared_fixture!(Target);
+/// ```
+///
+/// A child that reaches an unregistered shared fixture fails that test's setup with an error
+/// naming this macro, rather than quietly setting up a private copy.
+#[macro_export]
+macro_rules! shared_fixture {
+    ($fixture:ty) => {
+        $crate::__private::inventory::submit! {
+            $crate::__private::SharedFixture($crate::__private::FixtureRef::of::<$fixture>())
+        }
+    };
 }
 
 /// Resolves fixtures for one test (or, in the parent, for shared session fixtures).
@@ -255,12 +329,13 @@ impl<'a> Setup<'a> {
                 )));
             }
         }
-        if T::SHARED && T::SCOPE == Scope::Session {
-            if let Some(shared) = self.shared.adopted.get(name).cloned() {
-                let value = Arc::new(T::adopt(&shared).map_err(|e| self.fail(format!("fixture {name} adopt: {e}")))?);
-                self.store(Scope::Session).insert(value.clone(), false);
-                return Ok(value);
-            }
+        if let (true, Some(provider)) = (is_shared::<T>(), &self.shared.provider) {
+            let adopted = provider(std::any::type_name::<T>())
+                .and_then(|text| T::adopt(&text).map_err(|e| format!("adopt: {e}")))
+                .map_err(|e| self.fail(format!("fixture {name} (shared by the parent process): {e}")))?;
+            let value = Arc::new(adopted);
+            self.store(Scope::Session).insert(value.clone(), false);
+            return Ok(value);
         }
         self.stack.push((TypeId::of::<T>(), name, T::SCOPE));
         let result = Box::pin(T::setup(self)).await;
@@ -290,19 +365,44 @@ impl<'a> Setup<'a> {
     }
 }
 
-/// Sets up a shared session fixture in the parent and returns `(name, shared string)`.
-pub(crate) fn share_from_parent<T: Fixture>(shared: &Shared) -> Result<Option<(&'static str, String)>, String> {
-    if !(T::SHARED && T::SCOPE == Scope::Session) {
-        return Ok(None);
+/// Sets up (once) a shared session fixture in this process and returns its shared string.
+pub(crate) fn share_from_parent<T: Fixture>(shared: &Shared) -> Result<String, String> {
+    if !is_shared::<T>() {
+        return Err(format!("fixture {} is not a SHARED session fixture", short_name::<T>()));
     }
     let mut setup = Setup::new(shared, "");
     let value = std::panic::catch_unwind(AssertUnwindSafe(|| runtime().block_on(setup.get::<T>())))
-        .map_err(|panic| {
-            format!("fixture {} panicked in setup: {}", short_name::<T>(), crate::execute::panic_message(&*panic))
-        })?
+        .map_err(|panic| format!("fixture {} panicked in setup: {}", short_name::<T>(), panic_message(&*panic)))?
         .map_err(|err| setup.failure.clone().unwrap_or_else(|| err.to_string()))?;
-    let text = value.share().map_err(|e| format!("fixture {} share: {e}", short_name::<T>()))?;
-    Ok(Some((short_name::<T>(), text)))
+    value.share().map_err(|e| format!("fixture {} share: {e}", short_name::<T>()))
+}
+
+thread_local! {
+    static CURRENT_TEST: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// The name of the test running on this thread (`module::function[case]`), as in `--list`.
+///
+/// `None` outside a test. `async` tests run on a current-thread runtime on the test's thread,
+/// so this works there too; threads the test spawns itself do not inherit it.
+pub fn current_test() -> Option<String> {
+    CURRENT_TEST.with(|c| c.borrow().clone())
+}
+
+/// Sets the current test for the life of the guard (also when the test panics).
+pub(crate) struct CurrentTest;
+
+impl CurrentTest {
+    pub(crate) fn enter(name: String) -> CurrentTest {
+        CURRENT_TEST.with(|c| *c.borrow_mut() = Some(name));
+        CurrentTest
+    }
+}
+
+impl Drop for CurrentTest {
+    fn drop(&mut self) {
+        CURRENT_TEST.with(|c| *c.borrow_mut() = None);
+    }
 }
 
 /// A per-test temporary directory, removed at teardown.
@@ -322,7 +422,7 @@ impl Fixture for TempDir {
     async fn setup(_cx: &mut Setup<'_>) -> Result<Self, BoxError> {
         use std::sync::atomic::{AtomicU64, Ordering};
         static NEXT: AtomicU64 = AtomicU64::new(0);
-        let test = crate::current_test().unwrap_or_default();
+        let test = current_test().unwrap_or_default();
         let slug: String = test.chars().map(|c| if c.is_alphanumeric() { c } else { '_' }).take(60).collect();
         let path = std::env::temp_dir().join(format!(
             "reliability-{}-{}-{slug}",
@@ -345,8 +445,8 @@ pub struct RunConfig(pub crate::config::Config);
 impl Fixture for RunConfig {
     const SCOPE: Scope = Scope::Session;
 
-    async fn setup(_cx: &mut Setup<'_>) -> Result<Self, BoxError> {
-        Ok(RunConfig(crate::run::loaded_config().cloned().unwrap_or_default()))
+    async fn setup(cx: &mut Setup<'_>) -> Result<Self, BoxError> {
+        Ok(RunConfig(cx.shared.config.clone()))
     }
 }
 

@@ -56,75 +56,34 @@
 //!
 //! [libtest-mimic]: https://docs.rs/libtest-mimic
 
-pub mod cache;
-pub mod cli;
+mod app;
+mod call;
 pub mod config;
 pub mod error;
-mod execute;
-pub mod expr;
-pub mod figures;
 pub mod fixture;
 mod io;
-mod isolate;
-pub mod markers;
 pub mod measure;
-pub mod options;
 pub mod outcome;
+mod panic;
 pub mod publish;
 pub mod registry;
 pub mod report;
 mod run;
-mod schedule;
-pub mod selection;
-mod signals;
-pub mod summary;
+pub mod select;
 
-pub use execute::skip;
-pub use figures::Metrics;
-pub use fixture::{BoxError, Fixture, RunConfig, Scope, Setup, TempDir};
+pub use app::{main, run};
+pub use fixture::{BoxError, Fixture, RunConfig, Scope, Setup, TempDir, current_test};
+pub use measure::figures::Metrics;
+pub use panic::skip;
 pub use reliability_harness_macros::test;
-pub use run::{main, run};
-
-thread_local! {
-    static CURRENT_TEST: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
-}
-
-/// The name of the test running on this thread (`module::function[case]`), as in `--list`.
-///
-/// `None` outside a test. `async` tests run on a current-thread runtime on the test's thread,
-/// so this works there too; threads the test spawns itself do not inherit it.
-pub fn current_test() -> Option<String> {
-    CURRENT_TEST.with(|c| c.borrow().clone())
-}
-
-/// Sets the current test for the life of the guard (also when the test panics).
-struct CurrentTest;
-
-impl CurrentTest {
-    fn enter(name: String) -> CurrentTest {
-        CURRENT_TEST.with(|c| *c.borrow_mut() = Some(name));
-        CurrentTest
-    }
-}
-
-impl Drop for CurrentTest {
-    fn drop(&mut self) {
-        CURRENT_TEST.with(|c| *c.borrow_mut() = None);
-    }
-}
 
 /// Support for the attribute macro's expansion. Not a public API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::execute::{Interrupted, TestCall};
-    pub use crate::fixture::Shared;
+    pub use crate::call::{Interrupted, TestCall};
+    pub use crate::fixture::{FixtureRef, Shared, SharedFixture};
     pub use crate::registry::{Isolation, Settings, SkipIf, TestDef, Xfail};
     pub use inventory;
-
-    /// The parent-side hook for a fixture a test takes (see `Fixture::SHARED`).
-    pub fn share_hook<T: crate::Fixture>(shared: &Shared) -> Result<Option<(&'static str, String)>, String> {
-        crate::fixture::share_from_parent::<T>(shared)
-    }
 
     /// What a test function may return: `()` or `Result<(), E: Debug>` (like `main`).
     pub trait TestOutput {

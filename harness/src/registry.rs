@@ -21,37 +21,18 @@ pub struct TestDef {
     pub line: u32,
     /// Settings from the attribute.
     pub settings: Settings,
-    /// For each fixture the test takes directly: sets it up in the parent if it is shared.
-    pub shares: &'static [ShareFn],
+    /// The fixtures the test takes directly (the parent learns shared ones from here).
+    pub fixtures: &'static [FixtureRef],
     /// Runs the test: requests its fixtures from the call, then calls the body through it.
     pub run: RunFn,
 }
 
 /// The body as the macro wraps it.
-pub type RunFn = fn(&mut crate::execute::TestCall<'_>) -> Result<(), crate::execute::Interrupted>;
+pub type RunFn = fn(&mut crate::call::TestCall<'_>) -> Result<(), crate::call::Interrupted>;
 
-/// Sets up a `SHARED` session fixture in the parent; `Ok(None)` for other fixtures.
-pub type ShareFn = fn(&crate::fixture::Shared) -> Result<Option<(&'static str, String)>, String>;
+pub use crate::fixture::FixtureRef;
 
-/// Where a test runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Isolation {
-    /// In a child process of its own (the default): crashes, hangs and memory limits are
-    /// contained and output is captured.
-    Process,
-    /// On libtest-mimic's thread pool in this process: fast, no containment.
-    Thread,
-}
-
-impl Isolation {
-    /// `process` or `thread`.
-    pub fn label(self) -> &'static str {
-        match self {
-            Isolation::Process => "process",
-            Isolation::Thread => "thread",
-        }
-    }
-}
+pub use crate::config::options::Isolation;
 
 /// An expected failure.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -123,7 +104,7 @@ pub struct TestCase {
     /// Settings from the attribute.
     pub settings: Settings,
     /// Shared-fixture hooks of the fixtures it takes.
-    pub shares: &'static [ShareFn],
+    pub fixtures: &'static [FixtureRef],
     /// The body.
     pub run: RunFn,
 }
@@ -147,7 +128,7 @@ impl TestCase {
             file: def.file,
             line: def.line,
             settings: def.settings,
-            shares: def.shares,
+            fixtures: def.fixtures,
             run: def.run,
         }
     }
@@ -251,7 +232,7 @@ pub fn from_defs<'a>(defs: impl IntoIterator<Item = &'a TestDef>) -> Result<Vec<
 mod tests {
     use super::*;
 
-    fn ok(_: &mut crate::execute::TestCall<'_>) -> Result<(), crate::execute::Interrupted> {
+    fn ok(_: &mut crate::call::TestCall<'_>) -> Result<(), crate::call::Interrupted> {
         Ok(())
     }
 
@@ -264,7 +245,7 @@ mod tests {
             file: "f.rs",
             line: 1,
             settings: Settings::DEFAULT,
-            shares: &[],
+            fixtures: &[],
             run: ok,
         }
     }

@@ -361,7 +361,7 @@ fn expand(args: TestArgs, mut item: ItemFn) -> syn::Result<TokenStream2> {
                     file: ::core::file!(),
                     line: ::core::line!(),
                     settings: #settings,
-                    shares: &[#(#p::share_hook::<#fixture_types>),*],
+                    fixtures: &[#(#p::FixtureRef::of::<#fixture_types>()),*],
                     run: #runner,
                 }
             }

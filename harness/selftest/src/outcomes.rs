@@ -108,6 +108,86 @@ impl Fixture for Service {
     }
 }
 
+/// A shared session fixture that no test takes directly: tests reach it only through
+/// `DepotClient` (one level) or `DepotUser` (two levels), as the suites' `Tracer` reaches
+/// `Target` through `Project`. Registered so that the parent can set it up.
+struct Depot {
+    token: String,
+}
+
+rh::shared_fixture!(Depot);
+
+impl Fixture for Depot {
+    const SCOPE: Scope = Scope::Session;
+    const SHARED: bool = true;
+
+    async fn setup(_cx: &mut Setup<'_>) -> Result<Self, BoxError> {
+        let token = format!("depot-of-{}", std::process::id());
+        append("depot-setup", &token);
+        Ok(Depot { token })
+    }
+    async fn teardown(&self) -> Result<(), BoxError> {
+        append("depot-teardown", &self.token);
+        Ok(())
+    }
+    fn share(&self) -> Result<String, BoxError> {
+        Ok(self.token.clone())
+    }
+    fn adopt(shared: &str) -> Result<Self, BoxError> {
+        Ok(Depot { token: shared.to_string() })
+    }
+}
+
+struct DepotClient {
+    depot: std::sync::Arc<Depot>,
+}
+
+impl Fixture for DepotClient {
+    async fn setup(cx: &mut Setup<'_>) -> Result<Self, BoxError> {
+        Ok(DepotClient { depot: cx.get::<Depot>().await? })
+    }
+}
+
+struct DepotUser {
+    client: std::sync::Arc<DepotClient>,
+}
+
+impl Fixture for DepotUser {
+    async fn setup(cx: &mut Setup<'_>) -> Result<Self, BoxError> {
+        Ok(DepotUser { client: cx.get::<DepotClient>().await? })
+    }
+}
+
+/// A shared session fixture that is *not* registered and reached only through `StrayClient`:
+/// in a child, the parent cannot set it up, and the test must error rather than quietly set
+/// up a private copy. (Thread isolation needs no parent: it passes there.)
+struct Stray;
+
+impl Fixture for Stray {
+    const SCOPE: Scope = Scope::Session;
+    const SHARED: bool = true;
+
+    async fn setup(_cx: &mut Setup<'_>) -> Result<Self, BoxError> {
+        append("stray-setup", &std::process::id().to_string());
+        Ok(Stray)
+    }
+    fn share(&self) -> Result<String, BoxError> {
+        Ok(String::new())
+    }
+    fn adopt(_shared: &str) -> Result<Self, BoxError> {
+        Ok(Stray)
+    }
+}
+
+struct StrayClient;
+
+impl Fixture for StrayClient {
+    async fn setup(cx: &mut Setup<'_>) -> Result<Self, BoxError> {
+        cx.get::<Stray>().await?;
+        Ok(StrayClient)
+    }
+}
+
 /// A suite fixture: once per suite in a thread-mode run.
 struct PerSuite;
 
@@ -241,6 +321,19 @@ mod outcomes {
     fn uses_service_b(service: &Service) {
         append("service-used", &service.token);
     }
+
+    #[rh::test]
+    fn depot_through_a_client(client: &DepotClient) {
+        append("depot-used", &client.depot.token);
+    }
+
+    #[rh::test]
+    fn depot_two_fixtures_deep(user: &DepotUser) {
+        append("depot-used", &user.client.depot.token);
+    }
+
+    #[rh::test]
+    fn stray_shared_fixture_unregistered(_client: &StrayClient) {}
 
     #[rh::test]
     fn suite_fixture_a(_s: &PerSuite) {}

@@ -15,6 +15,8 @@ const BIN: &str = env!("CARGO_BIN_EXE_outcome-suite");
 
 struct Run {
     code: i32,
+    /// The run's (parent) process.
+    pid: u32,
     stdout: String,
     state: PathBuf,
     out: PathBuf,
@@ -66,9 +68,12 @@ fn command(args: &[&str], state: &Path, out: &Path) -> Command {
 }
 
 fn run_in(args: &[&str], state: &Path, out: &Path) -> Run {
-    let Output { status, stdout, .. } = command(args, state, out).output().unwrap();
+    let child = command(args, state, out).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let pid = child.id();
+    let Output { status, stdout, .. } = child.wait_with_output().unwrap();
     Run {
         code: status.code().unwrap_or(-1),
+        pid,
         stdout: String::from_utf8_lossy(&stdout).into_owned(),
         state: state.to_path_buf(),
         out: out.to_path_buf(),
@@ -84,6 +89,8 @@ fn run(args: &[&str]) -> Run {
 const EXPECTED: &[(&str, &str, &str)] = &[
     ("aborts", "crashed", "killed by signal 6 (SIGABRT): aborted"),
     ("async_fixture_and_test", "passed", ""),
+    ("depot_through_a_client", "passed", ""),
+    ("depot_two_fixtures_deep", "passed", ""),
     ("exceeds_memory", "crashed", "memory allocation failed (memory limit 64 MiB exceeded)"),
     ("fails_assert", "failed", "arithmetic is broken"),
     ("fixture_setup_fails", "error", "fixture Broken failed in setup: the database is on fire"),
@@ -96,6 +103,8 @@ const EXPECTED: &[(&str, &str, &str)] = &[
     ("segfaults", "crashed", "killed by signal 11 (SIGSEGV)"),
     ("skip_if_unix", "skipped", "not on unix"),
     ("skips_at_runtime", "skipped", "no staging credentials in this environment"),
+    // Process isolation: the parent does not know the unregistered shared fixture.
+    ("stray_shared_fixture_unregistered", "error", ""),
     ("suite_fixture_a", "passed", ""),
     ("suite_fixture_b", "passed", ""),
     ("teardown_fails", "error", "teardown of fixture BadTeardown failed: could not delete the project"),
@@ -109,11 +118,19 @@ const EXPECTED: &[(&str, &str, &str)] = &[
 
 const PROCESS_ONLY: &[&str] = &["aborts", "segfaults", "overflows_stack", "exceeds_memory"];
 
-fn check_outcomes(run: &Run, skip: &[&str]) {
+/// `overrides`: (test, outcome kind) where this mode differs from [`EXPECTED`].
+fn check_outcomes(run: &Run, skip: &[&str], overrides: &[(&str, &str)]) {
     let outcomes = run.outcomes();
-    let expected: Vec<_> = EXPECTED.iter().filter(|(name, ..)| !skip.contains(name)).collect();
+    let expected: Vec<_> = EXPECTED
+        .iter()
+        .filter(|(name, ..)| !skip.contains(name))
+        .map(|&(name, kind, text)| match overrides.iter().find(|(n, _)| *n == name) {
+            Some(&(_, kind)) => (name, kind, ""),
+            None => (name, kind, text),
+        })
+        .collect();
     assert_eq!(outcomes.len(), expected.len(), "every test is reported, the run went on past each crash");
-    for (name, kind, text) in expected {
+    for (name, kind, text) in &expected {
         let report = &outcomes[*name];
         let outcome = &report["outcome"];
         assert_eq!(outcome["kind"], *kind, "{name}: {outcome}");
@@ -131,11 +148,15 @@ fn check_fixture_evidence(run: &Run) {
     assert_eq!(run.lines("teardown-Recorded"), ["outcomes::fixture_setup_fails", "outcomes::panics_with_fixture"]);
     assert!(run.lines("teardown-Broken").is_empty());
     assert!(run.lines("body-ran").is_empty(), "a test whose fixture failed must not run");
-    // The shared session fixture: one setup and one teardown for the run, the same value used twice.
-    let setup = run.lines("service-setup");
-    assert_eq!(setup.len(), 1);
-    assert_eq!(run.lines("service-used"), [setup[0].clone(), setup[0].clone()]);
-    assert_eq!(run.lines("service-teardown"), setup);
+    // The shared session fixtures: one setup, by the run's own process, and one teardown for
+    // the run; every test saw that one value, whether it took the fixture directly (Service)
+    // or reached it through one or two other fixtures (Depot).
+    for (fixture, used) in [("service", 2), ("depot", 2)] {
+        let setup = run.lines(&format!("{fixture}-setup"));
+        assert_eq!(setup, [format!("{fixture}-of-{}", run.pid)], "{fixture} is set up once, by the parent");
+        assert_eq!(run.lines(&format!("{fixture}-used")), vec![setup[0].clone(); used]);
+        assert_eq!(run.lines(&format!("{fixture}-teardown")), setup);
+    }
     // The per-test temporary directory is gone after the test.
     let tmp = run.lines("tmp-dirs");
     assert_eq!(tmp.len(), 1);
@@ -146,8 +167,11 @@ fn check_fixture_evidence(run: &Run) {
 fn process_isolation_reports_every_outcome_and_goes_on() {
     let run = run(&["--test-threads", "2"]);
     assert_eq!(run.code, 101, "{}", run.stdout);
-    check_outcomes(&run, &[]);
+    check_outcomes(&run, &[], &[]);
     check_fixture_evidence(&run);
+    // The unregistered shared fixture was set up nowhere: not by the parent (it does not know
+    // it) and not privately by the child.
+    assert!(run.lines("stray-setup").is_empty());
     // A test's process-mode suite fixture is set up and torn down in its own process.
     assert_eq!(run.lines("suite-setup").len(), 2);
     assert_eq!(run.lines("suite-teardown").len(), 2);
@@ -162,10 +186,10 @@ fn process_isolation_reports_every_outcome_and_goes_on() {
     );
     assert!(run.stdout.contains("---- output of outcomes::hangs ----\nabout to hang"), "{}", run.stdout);
     assert!(!run.stdout.contains("output of a passing test is not shown"));
-    assert!(run.stdout.contains("test result: FAILED. 10 passed; 11 failed; 2 ignored;"), "{}", run.stdout);
+    assert!(run.stdout.contains("test result: FAILED. 12 passed; 12 failed; 2 ignored;"), "{}", run.stdout);
     let last = run.stdout.lines().last().unwrap();
     assert!(
-        last.starts_with("==== 7 passed, 9 failed, 2 errors, 1 flaky, 2 skipped, 1 xfailed, 1 xpassed in "),
+        last.starts_with("==== 9 passed, 9 failed, 3 errors, 1 flaky, 2 skipped, 1 xfailed, 1 xpassed in "),
         "{last}"
     );
 }
@@ -175,8 +199,10 @@ fn thread_isolation_reports_the_same_outcomes() {
     let filter = "not aborts and not segfaults and not overflows_stack and not exceeds_memory";
     let run = run(&["--isolation", "thread", "-k", filter]);
     assert_eq!(run.code, 101, "{}", run.stdout);
-    check_outcomes(&run, PROCESS_ONLY);
+    // One process owns every fixture: the unregistered shared one is simply set up here.
+    check_outcomes(&run, PROCESS_ONLY, &[("stray_shared_fixture_unregistered", "passed")]);
     check_fixture_evidence(&run);
+    assert_eq!(run.lines("stray-setup"), [run.pid.to_string()]);
     // One process: the suite fixture is set up once and torn down after the suite's last test.
     assert_eq!(run.lines("suite-setup").len(), 1);
     assert_eq!(run.lines("suite-teardown").len(), 1);
@@ -194,7 +220,7 @@ fn exitfirst_stops_scheduling_and_reports_the_rest_as_not_run() {
     assert!(
         outcomes["passes"]["outcome"]["reason"].as_str().unwrap().contains("stopped after 1 failure(s) (--maxfail)")
     );
-    assert!(run.stdout.contains("22 not run"), "{}", run.stdout);
+    assert!(run.stdout.contains(&format!("{} not run", EXPECTED.len() - 1)), "{}", run.stdout);
 }
 
 #[test]
@@ -253,7 +279,7 @@ fn sigterm_kills_children_and_still_writes_the_report() {
         std::thread::sleep(Duration::from_millis(20));
     };
     assert_eq!(code, Some(130));
-    let run = Run { code: 130, stdout: String::new(), state, out };
+    let run = Run { code: 130, pid: child.id(), stdout: String::new(), state, out };
     let outcomes = run.outcomes();
     assert_eq!(outcomes["hangs"]["outcome"]["kind"], "not_run");
     assert_eq!(outcomes["hangs"]["outcome"]["reason"], "run interrupted; the test was killed");

@@ -17,6 +17,7 @@
 //! Everything here is a measurement; what tests record themselves lives in `figures`.
 
 mod alloc;
+pub mod figures;
 pub(crate) mod heap;
 pub(crate) mod sampler;
 
@@ -28,7 +29,7 @@ pub use alloc::{AllocCounters, CountingAlloc, counters, peak, reset_peak};
 #[cfg(feature = "dhat-heap")]
 pub use dhat;
 
-use crate::figures::Figures;
+use crate::measure::figures::Figures;
 
 /// Whether the metrics layer is on (`--no-metrics` turns it off, for overhead benchmarks).
 static ENABLED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);

@@ -6,8 +6,10 @@
 
 pub mod json;
 pub mod junit;
+pub mod lastfailed;
 pub mod markdown;
 pub mod prom;
+pub mod summary;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

@@ -5,122 +5,16 @@
 //! timeout, or the main thread of a child process (process isolation) is decided elsewhere
 //! (`schedule`, `isolate`); this module only turns a test into an [`Attempt`].
 
-use std::any::Any;
-use std::panic::AssertUnwindSafe;
-use std::sync::{Arc, Once};
+use std::sync::Arc;
 use std::time::Duration;
 
-use crate::figures::Metrics;
-use crate::fixture::{Fixture, Setup, Shared, runtime};
+use crate::call::TestCall;
+use crate::fixture::{Shared, runtime};
+use crate::measure::figures::Metrics;
 use crate::measure::{self, Snapshot, heap};
 use crate::outcome::{Attempt, Outcome, Phases};
+use crate::panic::install_panic_hook;
 use crate::registry::TestCase;
-
-/// The panic payload of [`skip`].
-#[derive(Debug)]
-struct SkipSignal(String);
-
-/// Skips the running test (or the fixture being set up) with a reason, like `pytest.skip()`.
-pub fn skip(reason: impl Into<String>) -> ! {
-    std::panic::panic_any(SkipSignal(reason.into()))
-}
-
-/// Installs (once) a panic hook that keeps [`skip`] quiet and leaves other panics to the
-/// previous hook.
-pub(crate) fn install_panic_hook() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let previous = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            if !info.payload().is::<SkipSignal>() {
-                previous(info);
-            }
-        }));
-    });
-}
-
-/// The message of a panic payload.
-pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(SkipSignal(reason)) = payload.downcast_ref::<SkipSignal>() {
-        format!("skipped: {reason}")
-    } else {
-        "(a non-string panic payload)".to_string()
-    }
-}
-
-fn skip_reason(payload: &(dyn Any + Send)) -> Option<String> {
-    payload.downcast_ref::<SkipSignal>().map(|SkipSignal(reason)| reason.clone())
-}
-
-/// Returned by [`TestCall`] methods when the test cannot go on (a fixture failed or skipped).
-#[derive(Debug)]
-pub struct Interrupted(());
-
-/// What the body's wrapper (written by the attribute macro) talks to: it requests fixtures,
-/// then runs the body through [`TestCall::call`], which times and judges it.
-#[derive(Debug)]
-pub struct TestCall<'a> {
-    setup: Setup<'a>,
-    /// Phase boundaries: before setup, after setup, after the body.
-    marks: [Option<Snapshot>; 3],
-    /// The test takes fixtures; without any, setup is empty and its boundary is the start.
-    fixtures: bool,
-    outcome: Option<Outcome>,
-}
-
-impl<'a> TestCall<'a> {
-    fn new(shared: &'a Shared, suite: &str, start: Snapshot, fixtures: bool) -> TestCall<'a> {
-        TestCall { setup: Setup::new(shared, suite), marks: [Some(start), None, None], fixtures, outcome: None }
-    }
-
-    /// The fixture `T` for this test, set up now if needed.
-    pub fn fixture<T: Fixture>(&mut self) -> Result<Arc<T>, Interrupted> {
-        let setup = &mut self.setup;
-        match std::panic::catch_unwind(AssertUnwindSafe(|| runtime().block_on(setup.get::<T>()))) {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(err)) => {
-                let message = self.setup.failure.clone().unwrap_or_else(|| err.to_string());
-                self.outcome = Some(Outcome::Error { message });
-                Err(Interrupted(()))
-            }
-            Err(panic) => {
-                self.outcome = Some(match skip_reason(&*panic) {
-                    Some(reason) => Outcome::Skipped { reason },
-                    None => Outcome::Error {
-                        message: format!(
-                            "fixture {} panicked in setup: {}",
-                            crate::fixture::short_name::<T>(),
-                            panic_message(&*panic)
-                        ),
-                    },
-                });
-                Err(Interrupted(()))
-            }
-        }
-    }
-
-    /// Runs the body (fixtures are all set up by now), catching panics and skips.
-    pub fn call(&mut self, body: impl FnOnce() -> Result<(), String>) -> Result<(), Interrupted> {
-        // Other tests may set up session and suite fixtures while this one runs.
-        self.setup.release();
-        self.marks[1] = if self.fixtures { Some(Snapshot::take()) } else { self.marks[0] };
-        let result = std::panic::catch_unwind(AssertUnwindSafe(body));
-        self.marks[2] = Some(Snapshot::take());
-        self.outcome = Some(match result {
-            Ok(Ok(())) => Outcome::Passed,
-            Ok(Err(message)) => Outcome::Failed { message },
-            Err(panic) => match skip_reason(&*panic) {
-                Some(reason) => Outcome::Skipped { reason },
-                None => Outcome::Failed { message: format!("test panicked: {}", panic_message(&*panic)) },
-            },
-        });
-        Ok(())
-    }
-}
 
 /// Which shared scopes to tear down after this attempt.
 #[derive(Clone, Copy, Debug, Default)]
@@ -134,13 +28,13 @@ pub(crate) struct Teardown {
 /// Runs one attempt of `test` in this thread.
 pub(crate) fn execute(test: &TestCase, shared: &Shared, teardown: Teardown) -> Attempt {
     install_panic_hook();
-    let _current = crate::CurrentTest::enter(test.name.clone());
+    let _current = crate::fixture::CurrentTest::enter(test.name.clone());
     if let Some(skip_if) = test.settings.skip_if {
         if (skip_if.condition)() {
             return Attempt::bare(Outcome::Skipped { reason: skip_if.reason.to_string() });
         }
     }
-    let fixtures = !test.shares.is_empty();
+    let fixtures = !test.fixtures.is_empty();
     if fixtures {
         // The fixture runtime's threads are the harness's allocations, not the test's.
         let _ = runtime();

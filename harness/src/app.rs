@@ -7,39 +7,33 @@
 //! - `--exact NAME` (cargo-nextest, IDEs): run that test in this process, whatever selects;
 //! - otherwise: select, then schedule every test through libtest-mimic's pool.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
 
 use clap::Parser as _;
 use libtest_mimic::{Arguments, Conclusion, FormatSetting, Trial};
 
-use crate::cache::LastFailed;
-use crate::cli::Cli;
+use crate::config::cli::Cli;
+use crate::config::options::RunOptions;
 use crate::config::{Config, SelectionSettings};
 use crate::error::{EXIT_INTERRUPTED, EXIT_OK, EXIT_PUSH_FAILED, EXIT_TESTS_FAILED, Error};
 use crate::fixture::Shared;
 use crate::measure::heap;
-use crate::options::RunOptions;
 use crate::outcome::Outcome;
 use crate::outcome::TestReport;
 use crate::publish::{Group, Spool};
 use crate::registry::{self, Isolation, TestCase};
 use crate::report::RunInfo;
-use crate::schedule::{RunCtx, Slots};
-use crate::selection::{Decision, Selection};
-use crate::summary::Summary;
-
-static LOADED_CONFIG: OnceLock<Config> = OnceLock::new();
-
-/// The configuration this run loaded (for the `RunConfig` fixture).
-pub(crate) fn loaded_config() -> Option<&'static Config> {
-    LOADED_CONFIG.get()
-}
+use crate::report::lastfailed::LastFailed;
+use crate::report::summary::Summary;
+use crate::run::schedule::{RunCtx, Slots};
+use crate::run::share::ShareServer;
+use crate::select::{Decision, Selection};
 
 /// Runs the tests of this binary with the process's arguments and environment.
 ///
@@ -104,7 +98,7 @@ pub fn run(tests: Vec<TestCase>, args: Vec<OsString>, env: &dyn Fn(&str) -> Opti
     let settings = config.selection.clone().layered(cli.selection.clone());
     let selection = Selection::new(&settings, &config.markers)?;
     let options = RunOptions::resolve(&config.run.clone().layered(cli.run.clone()))?;
-    let config = LOADED_CONFIG.get_or_init(|| config);
+    let config = &config;
     crate::measure::set_enabled(options.metrics);
 
     // Only `--exact` needs the name lookup; main() usually handed over just that one test.
@@ -114,11 +108,11 @@ pub fn run(tests: Vec<TestCase>, args: Vec<OsString>, env: &dyn Fn(&str) -> Opti
         .filter(|_| libtest.exact)
         .map(|name| (name, tests.iter().position(|t| t.name == name)));
 
-    if let Some(result_path) = env(crate::isolate::CHILD_ENV) {
+    if let Some(result_path) = env(crate::run::isolate::CHILD_ENV) {
         let Some((_, Some(i))) = exact else {
             return Err(Error::ExactMissing(libtest.filter.clone().unwrap_or_default()));
         };
-        return Ok(match crate::isolate::child_main(&tests[i], std::path::Path::new(&result_path)) {
+        return Ok(match crate::run::isolate::child_main(&tests[i], config, std::path::Path::new(&result_path)) {
             Ok(()) => EXIT_OK,
             Err(message) => {
                 eprintln!("error: {message}");
@@ -171,6 +165,18 @@ pub fn run(tests: Vec<TestCase>, args: Vec<OsString>, env: &dyn Fn(&str) -> Opti
     }
     let profiler = if in_this_process && !libtest.list { heap::start(profile_here) } else { None };
     let (events, reports) = std::sync::mpsc::channel::<TestReport>();
+    let shared = Arc::new(Shared::new(config.clone()));
+    // Children ask this process for shared session fixtures; not needed when none runs.
+    let any_child = !in_process
+        && !libtest.list
+        && order.iter().any(|(i, _)| tests[*i].settings.isolation.unwrap_or(options.isolation) == Isolation::Process);
+    let share_server = match any_child {
+        true => Some(
+            ShareServer::start(Arc::clone(&shared), &tests)
+                .map_err(|e| Error::Runtime(format!("failed to open the socket for shared fixtures: {e}")))?,
+        ),
+        false => None,
+    };
     let ctx = Arc::new(RunCtx {
         slots: Slots::new(
             libtest.test_threads.or_else(|| std::thread::available_parallelism().ok().map(Into::into)).unwrap_or(1)
@@ -179,11 +185,11 @@ pub fn run(tests: Vec<TestCase>, args: Vec<OsString>, env: &dyn Fn(&str) -> Opti
         options,
         in_process,
         nocapture: libtest.nocapture,
-        shared: Arc::new(Shared::default()),
+        shared,
         failures: AtomicU32::new(0),
         interrupted: Arc::new(AtomicBool::new(false)),
         suite_remaining: Mutex::new(HashMap::new()),
-        handed_over: Mutex::new(BTreeMap::new()),
+        share_socket: share_server.as_ref().map(ShareServer::socket),
         config_path: config.path.clone(),
         scratch: output_dir.join("children"),
         heap_profile_dir,
@@ -241,7 +247,7 @@ pub fn run(tests: Vec<TestCase>, args: Vec<OsString>, env: &dyn Fn(&str) -> Opti
     }
     if !libtest.list {
         if !in_process {
-            crate::signals::stop_on_interrupt(&ctx.interrupted);
+            crate::run::signals::stop_on_interrupt(&ctx.interrupted);
         }
         if order.iter().any(|(i, _)| ctx.isolation_of(&tests[*i]) == Isolation::Process) {
             std::fs::create_dir_all(&ctx.scratch)
@@ -251,6 +257,7 @@ pub fn run(tests: Vec<TestCase>, args: Vec<OsString>, env: &dyn Fn(&str) -> Opti
 
     let conclusion = libtest_mimic::run(&libtest, trials);
     let mut reports: Vec<TestReport> = reports.try_iter().collect();
+    drop(share_server);
     let session_errors = ctx.shared.lock_session().teardown_all();
     drop(profiler);
     if libtest.list {

@@ -10,7 +10,7 @@
 //! Each final [`TestReport`] is sent down one channel to the reporters; nothing else is
 //! shared between workers but atomics and the fixture stores.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::mpsc::Sender;
@@ -19,12 +19,12 @@ use std::time::Duration;
 
 use libtest_mimic::{Completion, Failed};
 
-use crate::execute::{Teardown, execute_with_timeout};
+use crate::config::options::RunOptions;
 use crate::fixture::Shared;
-use crate::isolate::{ChildSpec, run_child};
-use crate::options::RunOptions;
 use crate::outcome::{Attempt, Outcome, TestReport};
 use crate::registry::{Isolation, TestCase};
+use crate::run::execute::{Teardown, execute_with_timeout};
+use crate::run::isolate::{ChildSpec, run_child};
 
 /// A FIFO weighted semaphore: requests are served strictly in arrival order, so a serial
 /// test waiting for every slot is not starved by small ones arriving after it.
@@ -97,8 +97,8 @@ pub(crate) struct RunCtx {
     pub(crate) interrupted: Arc<AtomicBool>,
     /// Thread-isolated tests still to finish, per suite: the last one tears the suite down.
     pub(crate) suite_remaining: Mutex<HashMap<String, usize>>,
-    /// Shared session fixtures set up by this process, for children: name → shared string.
-    pub(crate) handed_over: Mutex<BTreeMap<&'static str, String>>,
+    /// Where children ask for shared session fixtures (process isolation).
+    pub(crate) share_socket: Option<PathBuf>,
     pub(crate) config_path: Option<PathBuf>,
     pub(crate) scratch: PathBuf,
     pub(crate) heap_profile_dir: Option<PathBuf>,
@@ -128,32 +128,17 @@ impl RunCtx {
             .then(|| format!("stopped after {maxfail} failure(s) (--maxfail)"))
     }
 
-    /// Sets up (once) the shared session fixtures `test` takes; returns `RELIABILITY_SHARED`.
-    fn handover(&self, test: &TestCase) -> Result<String, String> {
-        let mut handed = self.handed_over.lock().unwrap_or_else(PoisonError::into_inner);
-        for share in test.shares {
-            if let Some((name, text)) = share(&self.shared)? {
-                handed.insert(name, text);
-            }
-        }
-        serde_json::to_string(&*handed).map_err(|e| format!("failed to encode shared fixtures: {e}"))
-    }
-
     fn attempt(&self, test: &TestCase, isolation: Isolation, timeout: Option<Duration>) -> (Attempt, String) {
         match isolation {
             Isolation::Thread => {
                 (execute_with_timeout(test, &self.shared, Teardown::default(), timeout), String::new())
             }
             Isolation::Process => {
-                let shared_env = match self.handover(test) {
-                    Ok(env) => env,
-                    Err(message) => return (Attempt::bare(Outcome::Error { message }), String::new()),
-                };
                 let spec = ChildSpec {
                     test,
                     timeout,
                     nocapture: self.nocapture,
-                    shared_env: &shared_env,
+                    share_socket: self.share_socket.as_deref(),
                     config: self.config_path.as_deref(),
                     scratch: &self.scratch,
                     heap_profile: self.heap_profile_dir.as_deref(),

@@ -4,7 +4,26 @@
 use std::time::Duration;
 
 use crate::config::{Origin, RunSettings, Sourced};
-use crate::registry::Isolation;
+
+/// Where a test runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Isolation {
+    /// In a child process of its own (the default): crashes, hangs and memory limits are
+    /// contained and output is captured.
+    Process,
+    /// On libtest-mimic's thread pool in this process: fast, no containment.
+    Thread,
+}
+
+impl Isolation {
+    /// `process` or `thread`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Isolation::Process => "process",
+            Isolation::Thread => "thread",
+        }
+    }
+}
 
 /// Validated runner options.
 #[derive(Clone, Debug, PartialEq)]

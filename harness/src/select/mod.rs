@@ -12,10 +12,12 @@
 //!
 //! Deselected tests are not handed to libtest at all; gated ones are, with the ignored flag.
 
+pub mod expr;
+
+use crate::config::markers::{Catalogue, UnknownMarker};
 use crate::config::{Origin, SelectionSettings, Sourced};
-use crate::expr::{Expr, ParseError};
-use crate::markers::{Catalogue, UnknownMarker};
 use crate::registry::TestCase;
+use crate::select::expr::{Expr, ParseError};
 
 /// What selection decided for one test.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -137,9 +139,9 @@ impl Selection {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::markers::Marker;
+    use crate::config::markers::Marker;
 
-    fn ok(_: &mut crate::execute::TestCall<'_>) -> Result<(), crate::execute::Interrupted> {
+    fn ok(_: &mut crate::call::TestCall<'_>) -> Result<(), crate::call::Interrupted> {
         Ok(())
     }
 
@@ -150,7 +152,7 @@ mod tests {
             file: "f.rs",
             line: 1,
             settings: crate::registry::Settings::DEFAULT,
-            shares: &[],
+            fixtures: &[],
             run: ok,
         }
     }

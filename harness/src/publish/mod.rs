@@ -7,8 +7,8 @@
 //!   `<label>@base64/<urlsafe base64>` form.
 //! - Bounded: the whole push, every group and retry, has one deadline (`timeout`, default 5 s);
 //!   each request gets what is left; a failed request is retried with backoff while time
-//!   remains. The client is blocking (ureq) and runs on the calling thread, never on a tokio
-//!   worker.
+//!   remains. The client is reqwest's blocking one, on the calling thread (the run's main
+//!   thread, never a tokio worker: reqwest refuses to block inside a runtime).
 //! - Nothing is lost: a group that could not be delivered is written to
 //!   `target/reliability/spool/`. The next run delivers pending groups it does not replace
 //!   itself (a newer PUT of the same group supersedes them), and `--push-pending` delivers
@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
-use crate::options::PushOptions;
+use crate::config::options::PushOptions;
 
 /// Environment variable holding a bearer token for the Pushgateway.
 pub const TOKEN_ENV: &str = "RELIABILITY_PUSHGATEWAY_TOKEN";
@@ -93,8 +93,13 @@ pub fn push(
 ) -> Vec<(Group, PushError)> {
     let auth = authorization(env);
     let mut failed = Vec::new();
+    let client = http_client();
     for group in groups {
-        if let Err(reason) = put(&options.url, group, auth.as_deref(), options.retries, deadline) {
+        let result = match &client {
+            Ok(client) => put(client, &options.url, group, auth.as_deref(), options.retries, deadline),
+            Err(reason) => Err(reason.clone()),
+        };
+        if let Err(reason) = result {
             let error = PushError { path: group.path.clone(), url: options.url.clone(), reason };
             failed.push((group.clone(), error));
         }
@@ -102,7 +107,30 @@ pub fn push(
     failed
 }
 
-fn put(base: &str, group: &Group, auth: Option<&str>, retries: u32, deadline: Instant) -> Result<(), String> {
+/// The HTTP client for the gateway.
+fn http_client() -> Result<reqwest::blocking::Client, String> {
+    reqwest::blocking::Client::builder().build().map_err(|e| format!("failed to build the HTTP client: {}", chain(&e)))
+}
+
+/// An error with its causes, without the URL reqwest puts in (it may carry credentials).
+fn chain(err: &reqwest::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        text.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    text
+}
+
+fn put(
+    client: &reqwest::blocking::Client,
+    base: &str,
+    group: &Group,
+    auth: Option<&str>,
+    retries: u32,
+    deadline: Instant,
+) -> Result<(), String> {
     let url = format!("{base}{}", group.path);
     let mut backoff = Duration::from_millis(100);
     let mut attempt = 0;
@@ -111,17 +139,19 @@ fn put(base: &str, group: &Group, auth: Option<&str>, retries: u32, deadline: In
         if remaining.is_zero() {
             return Err("push timeout exhausted".into());
         }
-        let agent: ureq::Agent =
-            ureq::Agent::config_builder().timeout_global(Some(remaining)).http_status_as_error(false).build().into();
-        let mut request = agent.put(&url).header("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+        let mut request = client
+            .put(&url)
+            .timeout(remaining)
+            .header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+            .body(group.body.clone());
         if let Some(auth) = auth {
             request = request.header("Authorization", auth);
         }
-        let error = match request.send(group.body.as_bytes()) {
+        let error = match request.send() {
             Ok(response) if response.status().is_success() => return Ok(()),
-            Ok(mut response) => {
+            Ok(response) => {
                 let status = response.status();
-                let body = response.body_mut().read_to_string().unwrap_or_default();
+                let body = response.text().unwrap_or_default();
                 let reason = format!("HTTP {status}: {}", body.trim());
                 // 4xx other than 429 will not get better by retrying.
                 if status.is_client_error() && status.as_u16() != 429 {
@@ -129,7 +159,7 @@ fn put(base: &str, group: &Group, auth: Option<&str>, retries: u32, deadline: In
                 }
                 reason
             }
-            Err(err) => err.to_string(),
+            Err(err) => chain(&err.without_url()),
         };
         attempt += 1;
         if attempt > retries || Instant::now() + backoff >= deadline {

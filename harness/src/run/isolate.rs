@@ -19,16 +19,16 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::execute::{Teardown, execute};
+use crate::config::Config;
 use crate::fixture::Shared;
 use crate::measure::sampler::Sampler;
 use crate::outcome::{Attempt, Outcome, Phases};
 use crate::registry::TestCase;
+use crate::run::execute::{Teardown, execute};
+use crate::run::share::{self, SHARE_SOCKET_ENV};
 
 /// Set in a child: where to write its result.
 pub(crate) const CHILD_ENV: &str = "RELIABILITY_CHILD";
-/// Set in a child: shared session fixtures, as JSON `{name: shared string}`.
-pub(crate) const SHARED_ENV: &str = "RELIABILITY_SHARED";
 /// Set in a child: its memory limit in MiB.
 pub(crate) const MEMORY_ENV: &str = "RELIABILITY_MEMORY_LIMIT_MB";
 /// Set in a child (`--heap-profile`, `dhat-heap` builds): where to write its dhat profile.
@@ -42,8 +42,8 @@ pub(crate) struct ChildSpec<'a> {
     pub(crate) test: &'a TestCase,
     pub(crate) timeout: Option<Duration>,
     pub(crate) nocapture: bool,
-    /// `RELIABILITY_SHARED` value.
-    pub(crate) shared_env: &'a str,
+    /// The parent's socket for shared session fixtures.
+    pub(crate) share_socket: Option<&'a Path>,
     /// The configuration file the parent used, so the child reads the same one.
     pub(crate) config: Option<&'a Path>,
     /// Where result and output files go.
@@ -89,10 +89,13 @@ pub(crate) fn run_child(spec: &ChildSpec<'_>) -> ChildRun {
     cmd.arg(&spec.test.name)
         .arg("--exact")
         .env(CHILD_ENV, &result_path)
-        .env(SHARED_ENV, spec.shared_env)
         .env_remove(MEMORY_ENV)
         .stdin(Stdio::null())
         .process_group(0);
+    match spec.share_socket {
+        Some(socket) => cmd.env(SHARE_SOCKET_ENV, socket),
+        None => cmd.env_remove(SHARE_SOCKET_ENV),
+    };
     if let Some(config) = spec.config {
         cmd.env("RELIABILITY_CONFIG", config);
     }
@@ -257,20 +260,15 @@ pub(crate) fn crash_cause(status: ExitStatus, output: &str, memory_limit_mb: Opt
 }
 
 /// The child side: runs the test named on the command line and writes the result.
-pub(crate) fn child_main(test: &TestCase, result_path: &Path) -> Result<(), String> {
+pub(crate) fn child_main(test: &TestCase, config: &Config, result_path: &Path) -> Result<(), String> {
     if std::env::var_os(NO_METRICS_ENV).is_some() {
         crate::measure::set_enabled(false);
     }
     if let Some(limit) = std::env::var(MEMORY_ENV).ok().and_then(|v| v.parse::<u64>().ok()) {
         limit_memory(limit)?;
     }
-    let adopted = match std::env::var(SHARED_ENV) {
-        Ok(json) if !json.is_empty() => {
-            serde_json::from_str(&json).map_err(|e| format!("{SHARED_ENV} is not a JSON object of strings: {e}"))?
-        }
-        _ => Default::default(),
-    };
-    let shared = Shared { adopted, ..Shared::default() };
+    let provider = std::env::var_os(SHARE_SOCKET_ENV).map(|socket| share::provider(socket.into()));
+    let shared = Shared { provider, ..Shared::new(config.clone()) };
     let profile = std::env::var_os(HEAP_PROFILE_ENV).map(|dir| {
         let slug: String = test.name.chars().map(|c| if c.is_alphanumeric() { c } else { '_' }).collect();
         std::path::PathBuf::from(dir).join(format!("{slug}.json"))

@@ -6,6 +6,10 @@
 //! that a later check (an undeclared marker in `include`, a bad expression) can still say
 //! `reliability.toml:7:12` rather than just "invalid".
 
+pub mod cli;
+pub mod markers;
+pub mod options;
+
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -13,7 +17,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::markers::{self, Catalogue, Marker};
+use crate::config::markers::{Catalogue, Marker};
 
 /// The configuration file's name, looked for at the workspace root.
 pub const FILE_NAME: &str = "reliability.toml";
