@@ -89,13 +89,16 @@ fn main() {
             for client in 0..CLIENTS {
                 let (url, bodies) = (&url, &bodies);
                 scope.spawn(move || {
-                    let agent: ureq::Agent =
-                        ureq::Agent::config_builder().timeout_global(Some(Duration::from_secs(60))).build().into();
+                    let http = reqwest::blocking::Client::builder()
+                        .timeout(Duration::from_secs(60))
+                        .build()
+                        .expect("an HTTP client");
                     for b in bodies.iter().skip(client).step_by(CLIENTS) {
-                        let response = agent
+                        let response = http
                             .post(url)
                             .header("content-type", "application/x-protobuf")
-                            .send(b.as_slice())
+                            .body(b.clone())
+                            .send()
                             .expect("post");
                         assert_eq!(response.status().as_u16(), 200);
                     }

@@ -2,25 +2,34 @@
 //! BatchSpanProcessor and the `opentelemetry-otlp` HTTP exporter, built from [`ClientConfig`],
 //! with exact span accounting.
 //!
-//! The SDK exposes no drop counter (a full queue drops silently after one log line), so the
-//! pipeline counts at every boundary a span crosses and derives the rest:
+//! Every term of the accounting is counted by its own observer, where it happens, so that the
+//! identity below is a check that can fail (a span lost without a report breaks it):
 //!
 //! ```text
-//! ended      spans whose on_end reached the processor before shutdown   (processor wrapper)
-//! exported   spans in batches the backend answered 2xx, minus rejected  (exporter wrapper)
-//! rejected   partial_success.rejected_spans of those answers            (HTTP client wrapper)
-//! failed     spans in batches whose export returned an error            (exporter wrapper)
-//! dropped    ended − spans handed to the exporter, after shutdown: the queue was full
-//! after_shutdown  spans ended after shutdown began                      (processor wrapper)
+//! ended           spans whose on_end reached the processor before shutdown  (processor wrapper)
+//! exported        spans in batches the backend answered 2xx, minus rejected  (exporter wrapper)
+//! rejected        partial_success.rejected_spans of those answers            (HTTP client wrapper)
+//! failed          spans in batches whose export returned an error            (exporter wrapper)
+//! dropped         spans the SDK's queue refused (full)                       (the SDK's own count)
+//! in_export       spans in an export call that had not returned              (exporter gauge)
+//! queued          spans still in the SDK's queue when shutdown gave up       (remainder; see below)
+//! after_shutdown  spans ended after shutdown began; not passed on            (processor wrapper)
+//!
+//! ended = exported + rejected + failed + dropped + in_export + queued
 //! ```
 //!
-//! so `ended + after_shutdown = exported + rejected + failed + dropped + after_shutdown`, with
-//! nothing unaccounted. Shutdown is bounded: if the exporter hangs (a backend that never
-//! answers), shutdown returns after its bound and the spans still in flight are reported as
-//! such.
+//! The SDK keeps its drop count private and reports it only in its own log at shutdown
+//! (`BatchSpanProcessor.SpansDropped`, through `tracing`); the processor wrapper reads that
+//! event with a dispatcher scoped to the shutdown call, which passes every other event on to
+//! the application's subscriber. After a completed shutdown the SDK's queue is empty, so
+//! `queued` is 0 and the identity checks every counter against the others. When shutdown
+//! gives up (a backend that never answers), `queued` is what is left over and only the
+//! exporter's side is checked; [`Accounting::shutdown_completed`] says which.
+//!
+//! Shutdown is bounded: if the exporter hangs, shutdown returns after its bound.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
 use opentelemetry::Context;
@@ -63,6 +72,52 @@ pub struct ClientConfig {
     /// The resource's `service.name` (the backend's project).
     #[serde(skip)]
     pub service_name: String,
+    /// Faults planted in the pipeline itself, for tests of the tests.
+    #[serde(skip)]
+    pub hooks: Hooks,
+}
+
+/// Faults planted in the pipeline, so that tests can hold the exporter still or prove that
+/// the accounting catches a span lost without a report. All off by default.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Hooks {
+    /// The exporter silently loses this many spans (the first ones it is handed): nothing
+    /// counts them, so the accounting identity must fail.
+    pub lose_spans: u64,
+    /// Every export waits until this gate is opened.
+    pub export_gate: Option<ExportGate>,
+}
+
+/// A gate that export calls wait at until it is opened (see [`Hooks::export_gate`]).
+#[derive(Clone, Debug, Default)]
+pub struct ExportGate(Arc<(Mutex<bool>, Condvar)>);
+
+impl PartialEq for ExportGate {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl ExportGate {
+    /// A closed gate.
+    pub fn closed() -> ExportGate {
+        ExportGate::default()
+    }
+
+    /// Lets every waiting and future export through.
+    pub fn open(&self) {
+        let (open, changed) = &*self.0;
+        *open.lock().unwrap_or_else(PoisonError::into_inner) = true;
+        changed.notify_all();
+    }
+
+    fn wait(&self) {
+        let (open, changed) = &*self.0;
+        let mut guard = open.lock().unwrap_or_else(PoisonError::into_inner);
+        while !*guard {
+            guard = changed.wait(guard).unwrap_or_else(PoisonError::into_inner);
+        }
+    }
 }
 
 /// The OTLP/HTTP encoding.
@@ -89,6 +144,7 @@ impl Default for ClientConfig {
             export_timeout_ms: 30_000,
             shutdown_timeout_ms: 10_000,
             service_name: "unknown_service".into(),
+            hooks: Hooks::default(),
         }
     }
 }
@@ -179,16 +235,20 @@ impl ClientConfig {
 struct Counters {
     ended: AtomicU64,
     after_shutdown: AtomicU64,
+    /// The SDK's own drop count, read from its shutdown log.
+    dropped: AtomicU64,
     handed_to_exporter: AtomicU64,
     exported_ok: AtomicU64,
     failed: AtomicU64,
+    in_export: AtomicU64,
     rejected: AtomicU64,
     shutting_down: AtomicBool,
+    shutdown_completed: AtomicBool,
     /// Duration of each export call, microseconds (bounded: the first 100,000).
-    export_micros: std::sync::Mutex<Vec<u64>>,
+    export_micros: Mutex<Vec<u64>>,
 }
 
-/// Where every span went.
+/// Where every span went. Each figure is counted where it happens (see the module docs).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Accounting {
     /// Spans ended before shutdown.
@@ -199,43 +259,61 @@ pub struct Accounting {
     pub rejected: u64,
     /// In batches whose export failed (error status, timeout, connection).
     pub failed: u64,
-    /// Dropped because the queue was full (never reached the exporter).
+    /// Refused by the SDK's full queue (the SDK's own count).
     pub dropped: u64,
-    /// Still being exported when shutdown gave up (a hanging backend).
-    pub in_flight: u64,
-    /// Ended after shutdown began; dropped by the SDK.
+    /// In an export call that had not returned when shutdown gave up (a hanging backend).
+    pub in_export: u64,
+    /// Still in the SDK's queue when shutdown gave up: the remainder, 0 after a completed
+    /// shutdown.
+    pub queued: u64,
+    /// Ended after shutdown began; not exported.
     pub after_shutdown: u64,
+    /// Shutdown finished within its bound: the queue was drained and every export returned.
+    pub shutdown_completed: bool,
 }
 
 impl Accounting {
-    /// `ended = exported + rejected + failed + dropped + in_flight`.
+    /// `ended = exported + rejected + failed + dropped + in_export + queued`.
     pub fn is_balanced(&self) -> bool {
-        self.ended == self.exported + self.rejected + self.failed + self.dropped + self.in_flight
+        self.unaccounted() == 0
+    }
+
+    /// Spans ended but found in no other term (negative: counted twice).
+    pub fn unaccounted(&self) -> i64 {
+        let placed = self.exported + self.rejected + self.failed + self.dropped + self.in_export + self.queued;
+        self.ended as i64 - placed as i64
     }
 
     fn from(c: &Counters) -> Accounting {
         let ended = c.ended.load(Ordering::SeqCst);
         let handed = c.handed_to_exporter.load(Ordering::SeqCst);
         let ok = c.exported_ok.load(Ordering::SeqCst);
-        let failed = c.failed.load(Ordering::SeqCst);
         let rejected = c.rejected.load(Ordering::SeqCst).min(ok);
+        let dropped = c.dropped.load(Ordering::SeqCst);
+        let completed = c.shutdown_completed.load(Ordering::SeqCst);
         Accounting {
             ended,
             exported: ok - rejected,
             rejected,
-            failed,
-            dropped: ended.saturating_sub(handed),
-            in_flight: handed.saturating_sub(ok + failed),
+            failed: c.failed.load(Ordering::SeqCst),
+            dropped,
+            in_export: c.in_export.load(Ordering::SeqCst),
+            // Only when shutdown gave up is anything legitimately left in the queue.
+            queued: if completed { 0 } else { ended.saturating_sub(dropped + handed) },
             after_shutdown: c.after_shutdown.load(Ordering::SeqCst),
+            shutdown_completed: completed,
         }
     }
 }
 
-/// Counts spans reaching the processor.
+/// Counts spans reaching the processor, and reads the SDK's drop count at shutdown.
 #[derive(Debug)]
 struct CountingProcessor<P> {
     inner: P,
     counters: Arc<Counters>,
+    /// Read by `on_end` while it counts and forwards a span, written once by shutdown: no span
+    /// is counted as ended after the SDK has reported its drop count.
+    ending: RwLock<()>,
 }
 
 impl<P: SpanProcessor> SpanProcessor for CountingProcessor<P> {
@@ -244,11 +322,12 @@ impl<P: SpanProcessor> SpanProcessor for CountingProcessor<P> {
     }
 
     fn on_end(&self, span: SpanData) {
+        let _ending = self.ending.read().unwrap_or_else(PoisonError::into_inner);
         if self.counters.shutting_down.load(Ordering::SeqCst) {
             self.counters.after_shutdown.fetch_add(1, Ordering::SeqCst);
-        } else {
-            self.counters.ended.fetch_add(1, Ordering::SeqCst);
+            return;
         }
+        self.counters.ended.fetch_add(1, Ordering::SeqCst);
         self.inner.on_end(span);
     }
 
@@ -257,12 +336,109 @@ impl<P: SpanProcessor> SpanProcessor for CountingProcessor<P> {
     }
 
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
-        self.counters.shutting_down.store(true, Ordering::SeqCst);
-        self.inner.shutdown_with_timeout(timeout)
+        {
+            let _closed = self.ending.write().unwrap_or_else(PoisonError::into_inner);
+            self.counters.shutting_down.store(true, Ordering::SeqCst);
+        }
+        let capture = DropCountCapture::around_current(Arc::clone(&self.counters));
+        tracing::dispatcher::with_default(&tracing::Dispatch::new(capture), || {
+            self.inner.shutdown_with_timeout(timeout)
+        })
     }
 
     fn set_resource(&mut self, resource: &Resource) {
         self.inner.set_resource(resource);
+    }
+}
+
+/// A `tracing` subscriber, scoped to the shutdown call, that reads the SDK's
+/// `BatchSpanProcessor.SpansDropped` event and passes everything on to the dispatcher that was
+/// in effect (the application's, or none).
+struct DropCountCapture {
+    inner: tracing::Dispatch,
+    counters: Arc<Counters>,
+}
+
+const SDK_DROPS_EVENT: &str = "BatchSpanProcessor.SpansDropped";
+
+impl DropCountCapture {
+    fn around_current(counters: Arc<Counters>) -> DropCountCapture {
+        DropCountCapture { inner: tracing::dispatcher::get_default(|d| d.clone()), counters }
+    }
+
+    fn is_drop_count(metadata: &tracing::Metadata<'_>) -> bool {
+        metadata.is_event() && metadata.name() == SDK_DROPS_EVENT
+    }
+}
+
+impl tracing::field::Visit for &DropCountCapture {
+    fn record_u64(&mut self, field: &tracing::field::Field, value: u64) {
+        if field.name() == "dropped_span_count" {
+            self.counters.dropped.store(value, Ordering::SeqCst);
+        }
+    }
+
+    fn record_i64(&mut self, field: &tracing::field::Field, value: i64) {
+        self.record_u64(field, value.max(0) as u64);
+    }
+
+    fn record_debug(&mut self, _field: &tracing::field::Field, _value: &dyn std::fmt::Debug) {}
+}
+
+impl tracing::Subscriber for DropCountCapture {
+    fn register_callsite(&self, metadata: &'static tracing::Metadata<'static>) -> tracing::subscriber::Interest {
+        match Self::is_drop_count(metadata) {
+            true => tracing::subscriber::Interest::always(),
+            false => tracing::subscriber::Interest::sometimes(),
+        }
+    }
+
+    fn max_level_hint(&self) -> Option<tracing::level_filters::LevelFilter> {
+        // The level of the drop count event. The global filter is the most verbose of every
+        // dispatcher's hint, so the events the inner dispatcher wants still get here.
+        Some(tracing::level_filters::LevelFilter::WARN)
+    }
+
+    fn enabled(&self, metadata: &tracing::Metadata<'_>) -> bool {
+        Self::is_drop_count(metadata) || self.inner.enabled(metadata)
+    }
+
+    fn new_span(&self, span: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        self.inner.new_span(span)
+    }
+
+    fn record(&self, span: &tracing::span::Id, values: &tracing::span::Record<'_>) {
+        self.inner.record(span, values);
+    }
+
+    fn record_follows_from(&self, span: &tracing::span::Id, follows: &tracing::span::Id) {
+        self.inner.record_follows_from(span, follows);
+    }
+
+    fn event(&self, event: &tracing::Event<'_>) {
+        if Self::is_drop_count(event.metadata()) {
+            let mut visitor = self;
+            event.record(&mut visitor);
+        }
+        if self.inner.enabled(event.metadata()) {
+            self.inner.event(event);
+        }
+    }
+
+    fn enter(&self, span: &tracing::span::Id) {
+        self.inner.enter(span);
+    }
+
+    fn exit(&self, span: &tracing::span::Id) {
+        self.inner.exit(span);
+    }
+
+    fn clone_span(&self, id: &tracing::span::Id) -> tracing::span::Id {
+        self.inner.clone_span(id)
+    }
+
+    fn try_close(&self, id: tracing::span::Id) -> bool {
+        self.inner.try_close(id)
     }
 }
 
@@ -271,12 +447,25 @@ impl<P: SpanProcessor> SpanProcessor for CountingProcessor<P> {
 struct CountingExporter<E> {
     inner: E,
     counters: Arc<Counters>,
+    hooks: Hooks,
+    /// `hooks.lose_spans` still to lose.
+    to_lose: AtomicU64,
 }
 
 impl<E: SpanExporter> SpanExporter for CountingExporter<E> {
-    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+    async fn export(&self, mut batch: Vec<SpanData>) -> OTelSdkResult {
+        // A planted fault: spans vanish before anything counts them.
+        let lose = self.to_lose.load(Ordering::SeqCst).min(batch.len() as u64);
+        if lose > 0 {
+            self.to_lose.fetch_sub(lose, Ordering::SeqCst);
+            batch.drain(..lose as usize);
+        }
+        if let Some(gate) = &self.hooks.export_gate {
+            gate.wait();
+        }
         let n = batch.len() as u64;
         self.counters.handed_to_exporter.fetch_add(n, Ordering::SeqCst);
+        self.counters.in_export.fetch_add(n, Ordering::SeqCst);
         let started = std::time::Instant::now();
         let result = self.inner.export(batch).await;
         if let Ok(mut micros) = self.counters.export_micros.lock() {
@@ -288,6 +477,7 @@ impl<E: SpanExporter> SpanExporter for CountingExporter<E> {
             Ok(()) => self.counters.exported_ok.fetch_add(n, Ordering::SeqCst),
             Err(_) => self.counters.failed.fetch_add(n, Ordering::SeqCst),
         };
+        self.counters.in_export.fetch_sub(n, Ordering::SeqCst);
         result
     }
 
@@ -381,12 +571,17 @@ impl Pipeline {
             .with_max_export_batch_size(config.max_export_batch_size)
             .with_scheduled_delay(Duration::from_millis(config.scheduled_delay_ms))
             .build();
+        let exporter = CountingExporter {
+            inner: exporter,
+            counters: Arc::clone(&counters),
+            hooks: config.hooks.clone(),
+            to_lose: AtomicU64::new(config.hooks.lose_spans),
+        };
+        let processor = BatchSpanProcessor::builder(exporter).with_batch_config(batch).build();
         let processor =
-            BatchSpanProcessor::builder(CountingExporter { inner: exporter, counters: Arc::clone(&counters) })
-                .with_batch_config(batch)
-                .build();
+            CountingProcessor { inner: processor, counters: Arc::clone(&counters), ending: RwLock::new(()) };
         let provider = SdkTracerProvider::builder()
-            .with_span_processor(CountingProcessor { inner: processor, counters: Arc::clone(&counters) })
+            .with_span_processor(processor)
             .with_resource(Resource::builder().with_service_name(config.service_name.clone()).build())
             .build();
         Ok(Pipeline { provider, counters, shutdown_timeout: Duration::from_millis(config.shutdown_timeout_ms) })
@@ -415,11 +610,12 @@ impl Pipeline {
         let (tx, rx) = std::sync::mpsc::channel();
         // On its own thread: a hanging backend must not hang the caller past the bound.
         std::thread::spawn(move || {
-            let _ = provider.shutdown_with_timeout(timeout);
+            let result = provider.shutdown_with_timeout(timeout);
             drop(provider);
-            let _ = tx.send(());
+            let _ = tx.send(result.is_ok());
         });
-        let _ = rx.recv_timeout(timeout + Duration::from_secs(1));
+        let completed = rx.recv_timeout(timeout + Duration::from_secs(1)).unwrap_or(false);
+        self.counters.shutdown_completed.store(completed, Ordering::SeqCst);
         (Accounting::from(&self.counters), latencies(&self.counters))
     }
 
@@ -450,7 +646,8 @@ pub fn render_metrics(a: &Accounting) -> String {
         ("rejected", a.rejected),
         ("failed", a.failed),
         ("dropped", a.dropped),
-        ("in_flight", a.in_flight),
+        ("in_export", a.in_export),
+        ("queued", a.queued),
         ("after_shutdown", a.after_shutdown),
     ] {
         spans.with_label_values(&[outcome]).inc_by(n);
@@ -492,16 +689,62 @@ mod tests {
     }
 
     #[test]
-    fn accounting_balances() {
+    fn the_identity_holds_only_when_every_span_is_counted_somewhere() {
         let c = Counters::default();
         c.ended.store(100, Ordering::SeqCst);
+        c.dropped.store(10, Ordering::SeqCst);
         c.handed_to_exporter.store(90, Ordering::SeqCst);
         c.exported_ok.store(80, Ordering::SeqCst);
-        c.failed.store(5, Ordering::SeqCst);
+        c.failed.store(10, Ordering::SeqCst);
         c.rejected.store(3, Ordering::SeqCst);
+        c.shutdown_completed.store(true, Ordering::SeqCst);
         let a = Accounting::from(&c);
-        assert_eq!((a.exported, a.rejected, a.failed, a.dropped, a.in_flight), (77, 3, 5, 10, 5));
+        assert_eq!((a.exported, a.rejected, a.failed, a.dropped, a.in_export, a.queued), (77, 3, 10, 10, 0, 0));
         assert!(a.is_balanced());
         assert!(render_metrics(&a).contains("testbed_client_spans_total{outcome=\"dropped\"} 10"));
+        // One more span ended than any observer saw: after a completed shutdown nothing hides it.
+        c.ended.store(101, Ordering::SeqCst);
+        assert_eq!(Accounting::from(&c).unaccounted(), 1);
+        // Shutdown gave up: what never reached the exporter is still queued.
+        c.shutdown_completed.store(false, Ordering::SeqCst);
+        c.in_export.store(5, Ordering::SeqCst);
+        c.exported_ok.store(75, Ordering::SeqCst);
+        let a = Accounting::from(&c);
+        assert_eq!((a.queued, a.in_export, a.unaccounted()), (1, 5, 0));
+    }
+
+    /// Counts the events it sees; stands in for an application's subscriber.
+    struct Counting(Arc<AtomicU64>);
+
+    impl tracing::Subscriber for Counting {
+        fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+            true
+        }
+        fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+            tracing::span::Id::from_u64(1)
+        }
+        fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+        fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+        fn event(&self, _: &tracing::Event<'_>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+        fn enter(&self, _: &tracing::span::Id) {}
+        fn exit(&self, _: &tracing::span::Id) {}
+    }
+
+    #[test]
+    fn the_sdk_drop_count_is_read_and_every_event_passed_on() {
+        let seen = Arc::new(AtomicU64::new(0));
+        let counters = Arc::new(Counters::default());
+        let app = tracing::Dispatch::new(Counting(Arc::clone(&seen)));
+        tracing::dispatcher::with_default(&app, || {
+            let capture = DropCountCapture::around_current(Arc::clone(&counters));
+            tracing::dispatcher::with_default(&tracing::Dispatch::new(capture), || {
+                tracing::warn!(name: "BatchSpanProcessor.SpansDropped", dropped_span_count = 7usize, max_queue_size = 64usize);
+                tracing::warn!(name: "Something.Else", value = 1u64);
+            });
+        });
+        assert_eq!(counters.dropped.load(Ordering::SeqCst), 7);
+        assert_eq!(seen.load(Ordering::SeqCst), 2, "the application's subscriber sees both events");
     }
 }

@@ -29,43 +29,36 @@ impl Answer {
     }
 }
 
-fn agent(timeout: Option<Duration>) -> ureq::Agent {
-    ureq::Agent::config_builder().http_status_as_error(false).timeout_global(timeout).build().into()
+fn client(timeout: Option<Duration>) -> reqwest::blocking::Client {
+    // reqwest's default timeout is 30 s; `None` here means none at all.
+    reqwest::blocking::Client::builder().timeout(timeout).build().unwrap()
 }
 
-fn answer(response: ureq::http::Response<ureq::Body>) -> Answer {
+fn answer(response: reqwest::blocking::Response) -> Answer {
     let status = response.status().as_u16();
     let headers =
         response.headers().iter().map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_string())).collect();
-    let body = response.into_body().read_to_vec().unwrap_or_default();
+    let body = response.bytes().map(|b| b.to_vec()).unwrap_or_default();
     Answer { status, headers, body }
+}
+
+fn send(request: reqwest::blocking::RequestBuilder, headers: &[(&str, &str)]) -> Result<Answer, String> {
+    let request = headers.iter().fold(request, |r, (k, v)| r.header(*k, *v));
+    request.send().map(answer).map_err(|e| e.to_string())
 }
 
 /// POSTs `body`; `Err` when the connection failed or timed out.
 pub fn post(url: &str, headers: &[(&str, &str)], body: &[u8], timeout: Option<Duration>) -> Result<Answer, String> {
-    let mut request = agent(timeout).post(url);
-    for (k, v) in headers {
-        request = request.header(*k, *v);
-    }
-    request.send(body).map(answer).map_err(|e| e.to_string())
+    send(client(timeout).post(url).body(body.to_vec()), headers)
 }
 
 pub fn get(url: &str, headers: &[(&str, &str)]) -> Answer {
-    let mut request = agent(Some(Duration::from_secs(10))).get(url);
-    for (k, v) in headers {
-        request = request.header(*k, *v);
-    }
-    answer(request.call().unwrap())
+    send(client(Some(Duration::from_secs(10))).get(url), headers).unwrap()
 }
 
 pub fn put_json(url: &str, body: &Value) -> Answer {
-    answer(
-        agent(Some(Duration::from_secs(10)))
-            .put(url)
-            .header("content-type", "application/json")
-            .send(body.to_string().as_bytes())
-            .unwrap(),
-    )
+    send(client(Some(Duration::from_secs(10))).put(url).body(body.to_string()), &[("content-type", "application/json")])
+        .unwrap()
 }
 
 pub fn string(key: &str, value: &str) -> KeyValue {
@@ -116,5 +109,5 @@ pub fn assert_accounted(stats: &Value) {
 
 /// DELETE; the status.
 pub fn agent_delete(url: &str) -> u16 {
-    agent(Some(Duration::from_secs(10))).delete(url).call().unwrap().status().as_u16()
+    send(client(Some(Duration::from_secs(10))).delete(url), &[]).unwrap().status
 }
