@@ -13,8 +13,90 @@ fn env(key: &str) -> Option<String> {
     std::env::var(key).ok()
 }
 
-fn agent(timeout: Duration) -> ureq::Agent {
-    ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(timeout)).build().into()
+/// Runs blocking HTTP off any tokio runtime: reqwest's blocking client refuses to run (and to
+/// be built or dropped) inside one, and fixtures set up on the harness's runtime.
+fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return f();
+    }
+    std::thread::scope(|s| match s.spawn(f).join() {
+        Ok(value) => value,
+        Err(panic) => std::panic::resume_unwind(panic),
+    })
+}
+
+/// One request to the query API with the API key; (status, body).
+fn send(
+    method: reqwest::Method,
+    url: &str,
+    api_key: Option<&str>,
+    timeout: Duration,
+) -> Result<(u16, String), reqwest::Error> {
+    off_runtime(|| {
+        let client = reqwest::blocking::Client::builder().timeout(timeout).build()?;
+        let mut request = client.request(method, url);
+        if let Some(key) = api_key {
+            request = request.header("x-api-key", key);
+        }
+        let response = request.send()?;
+        let status = response.status().as_u16();
+        Ok((status, response.text().unwrap_or_default()))
+    })
+}
+
+/// Why a target cannot be used. Never carries the API key.
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    /// `[target] api-key-env` names a variable that is not set.
+    #[error("target {kind}: the API key variable {var} (from [target] api-key-env) is not set")]
+    KeyVariableUnset {
+        /// `embedded` or `remote`.
+        kind: String,
+        /// The variable.
+        var: String,
+    },
+    /// A remote target lacks a setting.
+    #[error("target remote: [target] {key} is not set (or RELIABILITY_TARGET_{})", key.to_uppercase().replace('-', "_"))]
+    MissingSetting {
+        /// The `[target]` key.
+        key: &'static str,
+    },
+    /// The embedded backend did not start.
+    #[error("target embedded: {0}")]
+    EmbeddedStart(String),
+    /// Nothing answered at the query API.
+    #[error("target {kind} query API {url} is not reachable: {source}")]
+    Unreachable {
+        /// `embedded` or `remote`.
+        kind: String,
+        /// The URL tried.
+        url: String,
+        /// Why.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The target answered 401.
+    #[error("target {kind} ({url}) {}", match var { Some(var) => format!("rejected the API key from {var} (HTTP 401)"), None => "requires an API key: set [target] api-key-env".to_string() })]
+    Unauthorized {
+        /// `embedded` or `remote`.
+        kind: String,
+        /// The query API.
+        url: String,
+        /// The variable the key came from, if any.
+        var: Option<String>,
+    },
+    /// The target answered something other than 200.
+    #[error("target {kind} query API {url} answered HTTP {status}: {body}")]
+    Status {
+        /// `embedded` or `remote`.
+        kind: String,
+        /// The URL.
+        url: String,
+        /// The status.
+        status: u16,
+        /// The start of the body.
+        body: String,
+    },
 }
 
 /// Where the spans go: the embedded testbed backend (default) or a remote target.
@@ -28,6 +110,9 @@ pub struct Target {
     pub query_url: String,
     /// The suites' configuration.
     pub config: SuiteConfig,
+    /// The process that connected to the target (started the embedded backend). Every test
+    /// process of a run sees the same one: the run's parent shares it.
+    pub connected_by: u32,
     config_file: Option<std::path::PathBuf>,
     api_key: Option<String>,
     backend: Mutex<Option<testbed::Backend>>,
@@ -40,6 +125,7 @@ struct Shared {
     kind: String,
     traces_url: String,
     query_url: String,
+    connected_by: u32,
     /// The configuration file the parent read, so the child reads the same one.
     config_file: Option<std::path::PathBuf>,
 }
@@ -47,31 +133,20 @@ struct Shared {
 impl Target {
     /// Connects to the configured target (starting the embedded backend) and checks that its
     /// query API answers, so a broken target is one clear error, not a wall of timeouts.
-    pub fn connect(config: SuiteConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<Target, String> {
+    pub fn connect(config: SuiteConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<Target, TargetError> {
+        let kind = config.target.kind.clone();
         let api_key = match &config.target.api_key_env {
-            Some(var) => Some(env(var).ok_or_else(|| {
-                format!(
-                    "target {}: the API key variable {var} (from [target] api-key-env) is not set",
-                    config.target.kind
-                )
-            })?),
+            Some(var) => Some(env(var).ok_or_else(|| TargetError::KeyVariableUnset { kind, var: var.clone() })?),
             None => None,
         };
         let (traces_url, query_url, backend) = match config.target.kind.as_str() {
             "embedded" => {
-                let backend =
-                    testbed::Backend::start(testbed::Config::default()).map_err(|e| format!("target embedded: {e}"))?;
+                let backend = testbed::Backend::start(testbed::Config::default())
+                    .map_err(|e| TargetError::EmbeddedStart(e.to_string()))?;
                 (backend.traces_url(), backend.query_url(), Some(backend))
             }
             _ => {
-                let need = |v: &Option<String>, key: &str| {
-                    v.clone().ok_or_else(|| {
-                        format!(
-                            "target remote: [target] {key} is not set (or RELIABILITY_TARGET_{})",
-                            key.to_uppercase().replace('-', "_")
-                        )
-                    })
-                };
+                let need = |v: &Option<String>, key: &'static str| v.clone().ok_or(TargetError::MissingSetting { key });
                 (
                     need(&config.target.endpoint, "endpoint")?,
                     need(&config.target.query_url, "query-url")?.trim_end_matches('/').to_string(),
@@ -84,6 +159,7 @@ impl Target {
             traces_url,
             query_url,
             config,
+            connected_by: std::process::id(),
             config_file: None,
             api_key,
             backend: Mutex::new(backend),
@@ -92,48 +168,32 @@ impl Target {
         Ok(target)
     }
 
-    fn probe(&self) -> Result<(), String> {
+    fn probe(&self) -> Result<(), TargetError> {
         let url = format!("{}/projects", self.query_url);
-        match self.get(&url, Duration::from_secs(5)) {
+        let kind = self.kind.clone();
+        match send(reqwest::Method::GET, &url, self.api_key.as_deref(), Duration::from_secs(5)) {
             Ok((200, _)) => Ok(()),
-            Ok((401, _)) => Err(match &self.config.target.api_key_env {
-                Some(var) => {
-                    format!("target {} ({}) rejected the API key from {var} (HTTP 401)", self.kind, self.query_url)
-                }
-                None => {
-                    format!("target {} ({}) requires an API key: set [target] api-key-env", self.kind, self.query_url)
-                }
+            Ok((401, _)) => Err(TargetError::Unauthorized {
+                kind,
+                url: self.query_url.clone(),
+                var: self.config.target.api_key_env.clone(),
             }),
-            Ok((status, body)) => Err(format!(
-                "target {} query API {url} answered HTTP {status}: {}",
-                self.kind,
-                body.chars().take(200).collect::<String>()
-            )),
-            Err(e) => Err(format!("target {} query API {url} is not reachable: {e}", self.kind)),
-        }
-    }
-
-    fn request(
-        &self,
-        request: ureq::RequestBuilder<ureq::typestate::WithoutBody>,
-    ) -> ureq::RequestBuilder<ureq::typestate::WithoutBody> {
-        match &self.api_key {
-            Some(key) => request.header("x-api-key", key),
-            None => request,
+            Ok((status, body)) => {
+                Err(TargetError::Status { kind, url, status, body: body.chars().take(200).collect() })
+            }
+            Err(source) => Err(TargetError::Unreachable { kind, url, source }),
         }
     }
 
     /// GET with the API key; (status, body).
     pub fn get(&self, url: &str, timeout: Duration) -> Result<(u16, String), String> {
-        let response = self.request(agent(timeout).get(url)).call().map_err(|e| e.to_string())?;
-        let status = response.status().as_u16();
-        let body = response.into_body().read_to_string().unwrap_or_default();
-        Ok((status, body))
+        send(reqwest::Method::GET, url, self.api_key.as_deref(), timeout).map_err(|e| e.to_string())
     }
 
     fn request_delete(&self, url: &str) -> Result<u16, String> {
-        let response = self.request(agent(Duration::from_secs(10)).delete(url)).call().map_err(|e| e.to_string())?;
-        Ok(response.status().as_u16())
+        send(reqwest::Method::DELETE, url, self.api_key.as_deref(), Duration::from_secs(10))
+            .map(|(status, _)| status)
+            .map_err(|e| e.to_string())
     }
 
     /// Headers the client pipeline must send.
@@ -163,6 +223,10 @@ impl Target {
     }
 }
 
+// Tests reach the target only through `Project` and `Tracer`: register it so that the run's
+// parent process sets it up once and every test process adopts it.
+reliability_harness::shared_fixture!(Target);
+
 impl Fixture for Target {
     const SCOPE: Scope = Scope::Session;
     const SHARED: bool = true;
@@ -185,6 +249,7 @@ impl Fixture for Target {
             kind: self.kind.clone(),
             traces_url: self.traces_url.clone(),
             query_url: self.query_url.clone(),
+            connected_by: self.connected_by,
             config_file: self.config_file.clone(),
         };
         Ok(serde_json::to_string(&shared)?)
@@ -199,6 +264,7 @@ impl Fixture for Target {
             traces_url: shared.traces_url,
             query_url: shared.query_url,
             config,
+            connected_by: shared.connected_by,
             config_file: shared.config_file,
             api_key,
             backend: Mutex::new(None),
@@ -244,15 +310,137 @@ impl Fixture for Project {
     }
 }
 
-/// What reached the target.
-#[derive(Clone, Copy, Debug)]
+/// What reached the target, as figures: every one counted where it happens (the client's
+/// accounting by its own observers, `delivered` and `duplicated` by the target).
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Delivery {
+    /// Spans the test says it ended.
+    pub generated: u64,
     /// The client's accounting after shutdown.
     pub accounting: Accounting,
     /// Unique spans the target holds for the project.
     pub delivered: u64,
     /// Duplicates the target counted.
     pub duplicated: u64,
+    /// `delivered / generated` (1 when nothing was generated).
+    pub ratio: f64,
+    /// The `[delivery]` threshold for this size class.
+    pub threshold: f64,
+}
+
+/// One delivery check that did not hold.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Shortfall {
+    /// The client's counters do not add up: `ended - (everything placed)`.
+    Unbalanced {
+        /// Spans ended but placed nowhere (negative: placed twice).
+        unaccounted: i64,
+    },
+    /// Shutdown gave up before the queue drained.
+    ShutdownIncomplete,
+    /// Spans were ended after shutdown began.
+    EndedAfterShutdown {
+        /// How many.
+        spans: u64,
+    },
+    /// The pipeline saw a different number of spans than the test ended.
+    EndedMismatch {
+        /// What the test ended.
+        generated: u64,
+        /// What the processor saw.
+        ended: u64,
+    },
+    /// The delivery ratio is below the threshold.
+    BelowThreshold {
+        /// `delivered / generated`.
+        ratio: f64,
+        /// The threshold.
+        threshold: f64,
+    },
+    /// The target's unique count differs from what the client exported.
+    TargetMismatch {
+        /// Unique spans at the target.
+        delivered: u64,
+        /// Spans the client exported.
+        exported: u64,
+    },
+}
+
+impl Delivery {
+    /// Every check, whatever the others found; empty when delivery is complete.
+    pub fn shortfalls(&self) -> Vec<Shortfall> {
+        let a = &self.accounting;
+        let mut out = Vec::new();
+        if !a.is_balanced() {
+            out.push(Shortfall::Unbalanced { unaccounted: a.unaccounted() });
+        }
+        if !a.shutdown_completed {
+            out.push(Shortfall::ShutdownIncomplete);
+        }
+        if a.after_shutdown != 0 {
+            out.push(Shortfall::EndedAfterShutdown { spans: a.after_shutdown });
+        }
+        if a.ended != self.generated {
+            out.push(Shortfall::EndedMismatch { generated: self.generated, ended: a.ended });
+        }
+        if self.ratio < self.threshold {
+            out.push(Shortfall::BelowThreshold { ratio: self.ratio, threshold: self.threshold });
+        }
+        if self.delivered != a.exported {
+            out.push(Shortfall::TargetMismatch { delivered: self.delivered, exported: a.exported });
+        }
+        out
+    }
+}
+
+/// A delivery with shortfalls: the figures and every check that did not hold.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DeliveryError {
+    /// The figures.
+    pub delivery: Delivery,
+    /// What did not hold.
+    pub shortfalls: Vec<Shortfall>,
+    /// The project.
+    pub project: String,
+}
+
+impl std::fmt::Display for DeliveryError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let d = &self.delivery;
+        write!(f, "delivery to project {} fell short:", self.project)?;
+        for shortfall in &self.shortfalls {
+            match shortfall {
+                Shortfall::Unbalanced { unaccounted } => {
+                    write!(f, "\n- the client's accounting does not balance: {unaccounted} span(s) unaccounted")?
+                }
+                Shortfall::ShutdownIncomplete => write!(f, "\n- the pipeline's shutdown gave up before draining")?,
+                Shortfall::EndedAfterShutdown { spans } => write!(f, "\n- {spans} span(s) ended after shutdown")?,
+                Shortfall::EndedMismatch { generated, ended } => {
+                    write!(f, "\n- the test ended {generated} spans but the pipeline saw {ended}")?
+                }
+                Shortfall::BelowThreshold { ratio, threshold } => write!(
+                    f,
+                    "\n- delivered {} of {} spans ({ratio:.4}, below {threshold}): {} missing, {} duplicated",
+                    d.delivered,
+                    d.generated,
+                    d.generated.saturating_sub(d.delivered),
+                    d.duplicated
+                )?,
+                Shortfall::TargetMismatch { delivered, exported } => {
+                    write!(f, "\n- the target holds {delivered} unique spans but the client exported {exported}")?
+                }
+            }
+        }
+        write!(f, "\nclient accounting: {:?}", d.accounting)
+    }
+}
+
+impl std::error::Error for DeliveryError {}
+
+impl From<DeliveryError> for String {
+    fn from(err: DeliveryError) -> String {
+        err.to_string()
+    }
 }
 
 /// The client pipeline pointed at the test's project.
@@ -323,11 +511,11 @@ impl Tracer {
         &self.target
     }
 
-    /// Shuts the pipeline down, checks the accounting identity, waits (polling with backoff,
-    /// up to `[delivery] deadline-seconds`) until the target holds what was exported, checks
-    /// the delivery ratio, and records `spans_generated`, `spans_delivered`, `spans_duplicated`,
-    /// `delivery_ratio` and the export latencies.
-    pub fn finish(&self, generated: u64, metrics: &Metrics) -> Result<Delivery, String> {
+    /// Shuts the pipeline down, waits (polling with backoff, up to `[delivery]
+    /// deadline-seconds`) until the target holds what was exported, and returns the figures
+    /// without judging them. Records `spans_generated`, `spans_delivered`, `spans_duplicated`,
+    /// `delivery_ratio` and the export latencies. `Err` only when the target cannot be read.
+    pub fn measure(&self, generated: u64, metrics: &Metrics) -> Result<Delivery, String> {
         let pipeline =
             self.pipeline.lock().unwrap_or_else(PoisonError::into_inner).take().ok_or("finish() was called twice")?;
         let (accounting, latencies) = pipeline.shutdown();
@@ -335,15 +523,6 @@ impl Tracer {
             metrics.record_latency("export", *latency);
         }
         metrics.set("spans_generated", generated as f64);
-        if !accounting.is_balanced() || accounting.after_shutdown != 0 {
-            return Err(format!("the client's span accounting does not balance: {accounting:?}"));
-        }
-        if accounting.ended != generated {
-            return Err(format!(
-                "the test ended {generated} spans but the pipeline saw {}: {accounting:?}",
-                accounting.ended
-            ));
-        }
         let project = &self.project.name;
         let deadline = Instant::now() + Duration::from_secs(self.target.config.delivery.deadline_seconds);
         let mut wait = Duration::from_millis(20);
@@ -361,22 +540,20 @@ impl Tracer {
         metrics.set("spans_delivered", delivered as f64);
         metrics.set("spans_duplicated", duplicated as f64);
         metrics.set("delivery_ratio", ratio);
-        let delivery = &self.target.config.delivery;
-        let threshold = if generated < 1000 { delivery.min_ratio_small } else { delivery.min_ratio_large };
-        if ratio < threshold {
-            return Err(format!(
-                "target {} delivered {delivered} of {generated} spans ({ratio:.4}, below {threshold}) to project {project}: \
-                 {} missing, {duplicated} duplicated; client accounting {accounting:?}",
-                self.target.kind,
-                generated.saturating_sub(delivered)
-            ));
+        let config = &self.target.config.delivery;
+        let threshold = if generated < 1000 { config.min_ratio_small } else { config.min_ratio_large };
+        Ok(Delivery { generated, accounting, delivered, duplicated, ratio, threshold })
+    }
+
+    /// [`Tracer::measure`], then every check of [`Delivery::shortfalls`]: the accounting
+    /// balances after a completed shutdown, the pipeline saw every span the test ended, the
+    /// ratio meets the threshold, and the target holds exactly what the client exported.
+    pub fn finish(&self, generated: u64, metrics: &Metrics) -> Result<Delivery, String> {
+        let delivery = self.measure(generated, metrics)?;
+        let shortfalls = delivery.shortfalls();
+        if shortfalls.is_empty() {
+            return Ok(delivery);
         }
-        if delivered != accounting.exported {
-            return Err(format!(
-                "the target holds {delivered} unique spans of {project} but the client exported {}: {accounting:?}",
-                accounting.exported
-            ));
-        }
-        Ok(Delivery { accounting, delivered, duplicated })
+        Err(DeliveryError { delivery, shortfalls, project: self.project.name.clone() }.into())
     }
 }

@@ -18,4 +18,4 @@ pub mod config;
 mod fixtures;
 
 pub use config::SuiteConfig;
-pub use fixtures::{Delivery, Project, Target, Tracer};
+pub use fixtures::{Delivery, DeliveryError, Project, Shortfall, Target, TargetError, Tracer};
