@@ -25,6 +25,9 @@ cargo --version && cargo nextest --version | head -1
 step "rustfmt"
 cargo fmt --all -- --check
 
+step "every test is compiled and run (no test = false on a target with #[test] code)"
+cargo metadata --format-version 1 --no-deps --locked | python3 ci/untested-targets.py
+
 step "clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 

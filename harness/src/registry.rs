@@ -17,6 +17,9 @@ pub struct TestDef {
     pub markers: &'static [&'static str],
     /// Source location, for error messages.
     pub file: &'static str,
+    /// `CARGO_MANIFEST_DIR` of the test's package when it was compiled: where
+    /// `reliability.toml` is found when nothing at run time says where to look.
+    pub package_dir: &'static str,
     /// Source line of the attribute's expansion.
     pub line: u32,
     /// Settings from the attribute.
@@ -99,6 +102,8 @@ pub struct TestCase {
     pub markers: Vec<&'static str>,
     /// Source file of the definition.
     pub file: &'static str,
+    /// See [`TestDef::package_dir`].
+    pub package_dir: &'static str,
     /// Source line of the definition.
     pub line: u32,
     /// Settings from the attribute.
@@ -126,6 +131,7 @@ impl TestCase {
             name,
             markers,
             file: def.file,
+            package_dir: def.package_dir,
             line: def.line,
             settings: def.settings,
             fixtures: def.fixtures,
@@ -243,6 +249,7 @@ mod tests {
             case,
             markers: &["e2e", "slow", "e2e"],
             file: "f.rs",
+            package_dir: "",
             line: 1,
             settings: Settings::DEFAULT,
             fixtures: &[],

@@ -110,8 +110,7 @@ fn partial_success_stores_the_rest_and_says_how_many() {
 #[test]
 fn hang_close_and_slow_read() {
     let (_backend, base) = start(Config::default());
-    set_plan(&base, Some("hang"), always(json!({"kind": "hang", "ms": 800})));
-    let started = Instant::now();
+    set_plan(&base, Some("hang"), always(json!({"kind": "hang", "ms": 60_000})));
     let err = post(
         &format!("{base}/v1/traces"),
         &[PROTOBUF],
@@ -119,7 +118,6 @@ fn hang_close_and_slow_read() {
         Some(Duration::from_millis(300)),
     );
     assert!(err.is_err(), "the client gives up on a hanging request");
-    assert!(started.elapsed() < Duration::from_millis(700));
 
     set_plan(&base, Some("close"), always(json!({"kind": "close"})));
     let err = send(&base, "close", 2, 3).err().expect("the connection is closed without an answer");
@@ -144,9 +142,9 @@ fn hang_close_and_slow_read() {
     };
     assert_eq!(by_project("hang")["fault"], "hang");
     assert_eq!(by_project("hang")["status"], Value::Null);
-    // The hang lasted until the client gave up (300 ms), not the plan's 800 ms bound.
+    // The hang lasted until the client gave up (after its 300 ms timeout), not the plan's 60 s.
     let hung = by_project("hang")["handling_ms"].as_f64().unwrap();
-    assert!((250.0..790.0).contains(&hung), "{hung}");
+    assert!((250.0..30_000.0).contains(&hung), "{hung}");
     assert_eq!(by_project("close")["fault"], "close");
     assert_eq!(by_project("close")["status"], Value::Null);
     assert_eq!(by_project("slow")["status"], 200);
@@ -175,15 +173,22 @@ fn scripts_windows_latency_and_seeded_probability() {
     assert_eq!(send(&base, "slow-answer", 1, 1).unwrap().status, 200);
     assert!(started.elapsed() >= Duration::from_millis(250));
 
-    // A window: faults only during the first 300 ms after the plan is set.
-    set_plan(
-        &base,
-        Some("window"),
-        json!({"rules": [{"when": {"window": {"to_ms": 300}}, "action": {"kind": "status", "code": 502}}]}),
-    );
-    assert_eq!(send(&base, "window", 1, 1).unwrap().status, 502);
-    std::thread::sleep(Duration::from_millis(350));
-    assert_eq!(send(&base, "window", 2, 1).unwrap().status, 200);
+    // Windows, measured from when the plan is set: one open for the next hour, one that ended
+    // as it began, one that opens in an hour. (No sleeps: how windows move with time is the
+    // plan's unit test, on a given clock.)
+    for (i, (window, status)) in
+        [(json!({"to_ms": 3_600_000}), 502), (json!({"to_ms": 0}), 200), (json!({"from_ms": 3_600_000}), 200)]
+            .into_iter()
+            .enumerate()
+    {
+        let project = format!("window-{i}");
+        set_plan(
+            &base,
+            Some(&project),
+            json!({"rules": [{"when": {"window": window}, "action": {"kind": "status", "code": 502}}]}),
+        );
+        assert_eq!(send(&base, &project, 1, 1).unwrap().status, status, "{window}");
+    }
 
     // The same seed gives the same sequence.
     let draw = |project: &str| {

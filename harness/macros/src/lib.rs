@@ -359,6 +359,7 @@ fn expand(args: TestArgs, mut item: ItemFn) -> syn::Result<TokenStream2> {
                     case: #case_id_tokens,
                     markers: &[#(#all_markers),*],
                     file: ::core::file!(),
+                    package_dir: ::core::env!("CARGO_MANIFEST_DIR"),
                     line: ::core::line!(),
                     settings: #settings,
                     fixtures: &[#(#p::FixtureRef::of::<#fixture_types>()),*],

@@ -342,3 +342,25 @@ fn nextest_protocol_runs_every_listed_test_for_real() {
         missing.stderr.contains("test `no::such` was requested with --exact under cargo-nextest but does not exist")
     );
 }
+
+/// The binary run by path from a directory without `reliability.toml`, with no cargo or
+/// harness variables (as a user copying the command from CI would): it falls back to the
+/// package directory the tests were compiled in, finds the declared `smoke` marker, and runs
+/// the default set.
+#[test]
+fn a_binary_run_from_elsewhere_finds_its_package_configuration() {
+    let elsewhere = scratch("elsewhere");
+    std::fs::create_dir_all(&elsewhere).expect("a directory without reliability.toml");
+    let log = scratch("elsewhere.log");
+    let mut cmd = Command::new(BIN);
+    cmd.current_dir(&elsewhere).env("FIXTURE_RUN_LOG", &log).env("RELIABILITY_OUTPUT_DIR", elsewhere.join("out"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("RELIABILITY_") || key.starts_with("NEXTEST") || key.starts_with("CARGO") {
+            cmd.env_remove(key);
+        }
+    }
+    let output = cmd.output().expect("run fixture-suite");
+    let ran: BTreeSet<String> = std::fs::read_to_string(&log).unwrap_or_default().lines().map(str::to_string).collect();
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(ran, set(&[DEFAULT]).into_iter().map(String::from).collect::<BTreeSet<_>>());
+}

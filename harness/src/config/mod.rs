@@ -361,14 +361,24 @@ impl Config {
         })
     }
 
-    /// Finds the file: an explicit path must exist; otherwise `reliability.toml` in the
-    /// package directory cargo and nextest give the test binary (`CARGO_MANIFEST_DIR`), then in
-    /// the current directory. No file means the built-in defaults.
-    pub fn discover(explicit: Option<&Sourced<PathBuf>>, manifest_dir: Option<&Path>) -> Result<Config, ConfigError> {
+    /// Finds the file: an explicit path (`--config`, `RELIABILITY_CONFIG`) must exist;
+    /// otherwise the first `reliability.toml` in: the package directory cargo and nextest give
+    /// the test binary (`CARGO_MANIFEST_DIR` at run time), the current directory, and the
+    /// package directory the tests were compiled in (so the binary run by path from anywhere
+    /// still finds its configuration). No file means the built-in defaults.
+    pub fn discover(
+        explicit: Option<&Sourced<PathBuf>>,
+        manifest_dir: Option<&Path>,
+        compiled_in: Option<&Path>,
+    ) -> Result<Config, ConfigError> {
         if let Some(explicit) = explicit {
             return Config::load(&explicit.value);
         }
-        let candidates = manifest_dir.map(|d| d.join(FILE_NAME)).into_iter().chain([PathBuf::from(FILE_NAME)]);
+        let candidates = manifest_dir
+            .map(|d| d.join(FILE_NAME))
+            .into_iter()
+            .chain([PathBuf::from(FILE_NAME)])
+            .chain(compiled_in.map(|d| d.join(FILE_NAME)));
         for candidate in candidates {
             if candidate.is_file() {
                 return Config::load(&candidate);
@@ -486,10 +496,10 @@ mod tests {
             value: PathBuf::from("/nonexistent/reliability.toml"),
             origin: Origin::Env("RELIABILITY_CONFIG"),
         };
-        let err = Config::discover(Some(&missing), None).unwrap_err().to_string();
+        let err = Config::discover(Some(&missing), None, None).unwrap_err().to_string();
         assert!(err.starts_with("failed to read /nonexistent/reliability.toml:"), "{err}");
         // Unit tests run in harness/, which has no reliability.toml.
-        let config = Config::discover(None, Some(Path::new("/nonexistent"))).unwrap();
+        let config = Config::discover(None, Some(Path::new("/nonexistent")), None).unwrap();
         assert_eq!(config.path, None);
         assert_eq!(config.markers, Catalogue::default());
     }

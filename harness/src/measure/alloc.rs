@@ -23,7 +23,11 @@ impl CountingAlloc {
         ALLOCATED_BYTES.fetch_add(size, Relaxed);
         ALLOCATED_BLOCKS.fetch_add(1, Relaxed);
         let live = LIVE_BYTES.fetch_add(size, Relaxed) + size;
-        PEAK_BYTES.fetch_max(live, Relaxed);
+        // Most allocations do not raise the peak: a plain load spares the read-modify-write
+        // that every thread would otherwise contend for.
+        if live > PEAK_BYTES.load(Relaxed) {
+            PEAK_BYTES.fetch_max(live, Relaxed);
+        }
         if !INSTALLED.load(Relaxed) {
             INSTALLED.store(true, Relaxed);
         }

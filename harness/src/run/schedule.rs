@@ -297,7 +297,12 @@ mod tests {
                 std::thread::yield_now();
             }
         }
-        std::thread::sleep(Duration::from_millis(20));
+        // Both wait: serial (ticket 1) is being served but needs both slots, one is held;
+        // small (ticket 2) may not pass it, though a slot is free.
+        {
+            let state = slots.state.lock().unwrap();
+            assert_eq!((state.serving, state.free), (1, 1));
+        }
         assert!(order.lock().unwrap().is_empty(), "serial must wait for the held slot, small must queue behind it");
         drop(first);
         for h in handles {

@@ -193,6 +193,7 @@ mod tests {
             case: None,
             markers: &[],
             file: "f.rs",
+            package_dir: "",
             line: 1,
             settings: crate::registry::Settings::DEFAULT,
             fixtures,

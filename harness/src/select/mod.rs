@@ -150,6 +150,7 @@ mod tests {
             name: name.to_string(),
             markers: markers.to_vec(),
             file: "f.rs",
+            package_dir: "",
             line: 1,
             settings: crate::registry::Settings::DEFAULT,
             fixtures: &[],
