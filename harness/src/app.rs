@@ -66,7 +66,7 @@ fn fail(err: &Error) -> ExitCode {
     ExitCode::from(err.exit_code())
 }
 
-/// Runs `tests` with `args` (argv, including argv[0]) and `env`; returns the exit code.
+/// Runs `tests` with `args` (argv, including `argv[0]`) and `env`; returns the exit code.
 pub fn run(tests: Vec<TestCase>, args: Vec<OsString>, env: &dyn Fn(&str) -> Option<String>) -> Result<u8, Error> {
     let started = Instant::now();
     let started_at = SystemTime::now();

@@ -26,7 +26,7 @@
 //! is instead set up once by the parent, on the first request from any child, and each child
 //! *adopts* it from the string its [`Fixture::share`] returns. A child asks when it first
 //! needs the fixture, however deep in the fixture graph that is (a test's `Tracer` needing a
-//! `Project` needing the `Target`); see [`Shared::provider`]. The parent must know the type to
+//! `Project` needing the `Target`); see `Shared::provider`. The parent must know the type to
 //! set it up: fixtures a test takes directly are known from the attribute, others are
 //! registered with [`shared_fixture!`](crate::shared_fixture). The parent tears shared
 //! fixtures down at the end of the run.

@@ -37,9 +37,12 @@
 //! }
 //! ```
 //!
-//! The stages, each in its own module: [`registry`] (what the attribute registered) →
-//! [`selection`] (markers, expressions; pure) → `run` (libtest-mimic, summary, exit code).
-//! [`config`] reads `reliability.toml`; [`cli`] takes our flags out of argv.
+//! The stages, each in its own folder, imported in one direction only (a stage never reaches
+//! into a later one): [`config`] (`reliability.toml`, flags, environment) → [`fixture`] and
+//! [`measure`] (what a test uses and how it is measured) → [`registry`] (what the attribute
+//! registered) → [`select`] (markers, expressions; pure) → `run` (schedule, execute, isolate,
+//! share) → [`report`] and [`publish`]. `app` is the composition root: it wires the stages to
+//! libtest-mimic, argv, the environment and the exit code.
 //!
 //! ## Exit codes
 //! 0 ok; 101 test failures (libtest's); 2 usage or configuration error; 5 nothing selected by

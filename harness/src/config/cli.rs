@@ -261,7 +261,7 @@ pub struct Cli {
     pub push_pending: bool,
     /// `--help` was asked for (libtest's help follows ours).
     pub help: bool,
-    /// argv[0] and libtest-mimic's arguments, in order.
+    /// `argv[0]` and libtest-mimic's arguments, in order.
     pub libtest_args: Vec<String>,
 }
 
