@@ -148,7 +148,7 @@ pub fn run(tests: Vec<TestCase>, args: Vec<OsString>, env: &dyn Fn(&str) -> Opti
 
     let dhat_dir = output_dir.join("dhat");
     if options.heap_profile && !heap::PROFILES {
-        return Err(Error::Runtime(
+        return Err(Error::Unsupported(
             "--heap-profile needs the harness built with the dhat-heap feature \
              (e.g. cargo test --features reliability-harness/dhat-heap)"
                 .into(),
@@ -294,7 +294,7 @@ fn push_pending(
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<u8, Error> {
     let Some(push) = &options.push else {
-        return Err(Error::Runtime(
+        return Err(Error::Unsupported(
             "--push-pending needs a Pushgateway: --pushgateway-url, PROMETHEUS_PUSHGATEWAY_URL or [pushgateway] url"
                 .into(),
         ));

@@ -43,6 +43,10 @@ pub enum Error {
     /// The run could not be set up (a directory, a limit).
     #[error("{0}")]
     Runtime(String),
+    /// A flag that needs something this build or configuration lacks (`--heap-profile`
+    /// without the dhat feature, `--push-pending` without a gateway): a usage error.
+    #[error("{0}")]
+    Unsupported(String),
     /// A selection setting is invalid.
     #[error(transparent)]
     Selection(#[from] SelectionError),

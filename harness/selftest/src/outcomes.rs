@@ -188,6 +188,13 @@ impl Fixture for StrayClient {
     }
 }
 
+fn stall(name: &str) {
+    if std::env::var_os("OUTCOME_STALL").is_some() {
+        append(&format!("{name}-pid"), &std::process::id().to_string());
+        std::thread::sleep(std::time::Duration::from_secs(600));
+    }
+}
+
 /// A suite fixture: once per suite in a thread-mode run.
 struct PerSuite;
 
@@ -250,6 +257,19 @@ mod outcomes {
         append("hangs-pid", &std::process::id().to_string());
         println!("about to hang");
         std::thread::sleep(std::time::Duration::from_secs(120));
+    }
+
+    /// With `OUTCOME_STALL=1`, stalls for ten minutes (no timeout of its own): the interrupt
+    /// and orphan tests stop it. Otherwise it passes at once.
+    #[rh::test]
+    fn stall_process() {
+        stall("stall_process");
+    }
+
+    /// The same in a thread of the run's own process, which no interrupt can stop.
+    #[rh::test(isolation = "thread")]
+    fn stall_thread() {
+        stall("stall_thread");
     }
 
     #[rh::test(memory_limit_mb = 64)]

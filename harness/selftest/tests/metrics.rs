@@ -138,12 +138,13 @@ fn dhat_mode_agrees_and_writes_profiles() {
 
 #[test]
 #[cfg(not(feature = "dhat-heap"))]
-fn heap_profile_without_dhat_is_a_clear_error() {
+fn flags_this_build_or_configuration_cannot_serve_are_usage_errors() {
     let out = scratch();
     let output = suite(&["--heap-profile"], &out, &[]);
-    assert_eq!(output.status.code(), Some(3));
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("--heap-profile needs the harness built with the dhat-heap feature"), "{stderr}");
+    assert_eq!(output.status.code(), Some(2), "a usage error");
+    assert!(!out.join("report.json").exists(), "refused before any test ran");
+    // --push-pending with no gateway configured anywhere: also a usage error.
+    assert_eq!(suite(&["--push-pending"], &scratch(), &[]).status.code(), Some(2));
 }
 
 fn tool(name: &str) -> PathBuf {

@@ -103,6 +103,8 @@ const EXPECTED: &[(&str, &str, &str)] = &[
     ("segfaults", "crashed", "killed by signal 11 (SIGSEGV)"),
     ("skip_if_unix", "skipped", "not on unix"),
     ("skips_at_runtime", "skipped", "no staging credentials in this environment"),
+    ("stall_process", "passed", ""),
+    ("stall_thread", "passed", ""),
     // Process isolation: the parent does not know the unregistered shared fixture.
     ("stray_shared_fixture_unregistered", "error", ""),
     ("suite_fixture_a", "passed", ""),
@@ -186,10 +188,10 @@ fn process_isolation_reports_every_outcome_and_goes_on() {
     );
     assert!(run.stdout.contains("---- output of outcomes::hangs ----\nabout to hang"), "{}", run.stdout);
     assert!(!run.stdout.contains("output of a passing test is not shown"));
-    assert!(run.stdout.contains("test result: FAILED. 12 passed; 12 failed; 2 ignored;"), "{}", run.stdout);
+    assert!(run.stdout.contains("test result: FAILED. 14 passed; 12 failed; 2 ignored;"), "{}", run.stdout);
     let last = run.stdout.lines().last().unwrap();
     assert!(
-        last.starts_with("==== 9 passed, 9 failed, 3 errors, 1 flaky, 2 skipped, 1 xfailed, 1 xpassed in "),
+        last.starts_with("==== 11 passed, 9 failed, 3 errors, 1 flaky, 2 skipped, 1 xfailed, 1 xpassed in "),
         "{last}"
     );
 }
@@ -260,14 +262,15 @@ fn durations_lists_the_slowest_phases() {
 #[test]
 fn sigterm_kills_children_and_still_writes_the_report() {
     let (state, out) = fresh_dirs();
-    let mut child = command(&["-k", "hangs", "--timeout", "60"], &state, &out)
+    let mut child = command(&["-k", "stall_process"], &state, &out)
+        .env("OUTCOME_STALL", "1")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !state.join("hangs-pid").exists() {
-        assert!(Instant::now() < deadline, "the hanging test never started");
+    while !state.join("stall_process-pid").exists() {
+        assert!(Instant::now() < deadline, "the stalling test never started");
         std::thread::sleep(Duration::from_millis(20));
     }
     let status = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
@@ -284,10 +287,82 @@ fn sigterm_kills_children_and_still_writes_the_report() {
     assert_eq!(code, Some(130));
     let run = Run { code: 130, pid: child.id(), stdout: String::new(), state, out };
     let outcomes = run.outcomes();
-    assert_eq!(outcomes["hangs"]["outcome"]["kind"], "not_run");
-    assert_eq!(outcomes["hangs"]["outcome"]["reason"], "run interrupted; the test was killed");
-    let pid = &run.lines("hangs-pid")[0];
-    assert!(!Path::new(&format!("/proc/{pid}")).exists(), "child {pid} survived the interrupt");
+    assert_eq!(outcomes["stall_process"]["outcome"]["kind"], "not_run");
+    assert_eq!(outcomes["stall_process"]["outcome"]["reason"], "run interrupted; the test was killed");
+    let pid = &run.lines("stall_process-pid")[0];
+    assert!(gone_within_a_minute(pid), "child {pid} survived the interrupt");
+}
+
+/// Whether `pid` is still a running process (a zombie waiting for a reaper is not).
+fn alive(pid: &str) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state is the first field after the parenthesised command name.
+        Ok(stat) => stat.rsplit(')').next().and_then(|rest| rest.split_whitespace().next()) != Some("Z"),
+        Err(_) => false,
+    }
+}
+
+/// Waits (liveness bound 60 s) until `pid` is gone.
+fn gone_within_a_minute(pid: &str) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while alive(pid) {
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    true
+}
+
+/// SIGKILL runs no code of the parent's: the children die anyway, because each asked the
+/// kernel for SIGKILL on its parent's death.
+#[test]
+fn a_killed_parent_leaves_no_test_process_behind() {
+    let (state, out) = fresh_dirs();
+    let mut parent = command(&["-k", "stall_process"], &state, &out)
+        .env("OUTCOME_STALL", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !state.join("stall_process-pid").exists() {
+        assert!(Instant::now() < deadline, "the stalling test never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let pid = Run { code: 0, pid: 0, stdout: String::new(), state, out }.lines("stall_process-pid")[0].clone();
+    assert!(alive(&pid));
+    parent.kill().unwrap();
+    parent.wait().unwrap();
+    assert!(gone_within_a_minute(&pid), "test process {pid} survived its parent's SIGKILL");
+}
+
+/// A second Ctrl-C ends the run at once; the children go with it.
+#[test]
+fn a_second_interrupt_kills_the_children_and_exits_130() {
+    let (state, out) = fresh_dirs();
+    // The hang runs in a thread of the parent and ignores the first interrupt's flag; the
+    // process-isolated one is the child that must not outlive the exit.
+    let mut parent = command(&["-k", "stall_", "--test-threads", "2"], &state, &out)
+        .env("OUTCOME_STALL", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let run = Run { code: 0, pid: parent.id(), stdout: String::new(), state, out };
+    while run.lines("stall_process-pid").is_empty() || run.lines("stall_thread-pid").is_empty() {
+        assert!(Instant::now() < deadline, "the stalling tests never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let child = run.lines("stall_process-pid")[0].clone();
+    // Two interrupts back to back: the second arrives while the child may still be alive.
+    let pid = run.pid.to_string();
+    assert!(Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+    assert!(Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+    let status = parent.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    assert!(gone_within_a_minute(&child), "test process {child} survived the second interrupt");
 }
 
 /// cargo-nextest runs each test as `<bin> NAME --exact`: a memory limit is still enforced (in a

@@ -78,6 +78,28 @@ fn kill_group(pid: u32) {
     }
 }
 
+/// Makes the child die with this process, however it ends (even SIGKILL, which runs no code
+/// of ours): the child asks the kernel for SIGKILL when its parent dies, between fork and
+/// exec. The kernel ties that to the thread that forked; `run_child` blocks on the child, so
+/// that thread outlives it.
+fn die_with_parent(cmd: &mut Command) {
+    let parent = nix::unistd::getpid();
+    // SAFETY: the closure runs in the forked child before exec and makes only two
+    // async-signal-safe system calls (prctl, getppid); its errors are raw OS errors, so it
+    // touches no lock and allocates nothing.
+    #[expect(unsafe_code, reason = "pre_exec is the only way to run code between fork and exec")]
+    unsafe {
+        cmd.pre_exec(move || {
+            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL).map_err(std::io::Error::from)?;
+            // The parent died before the request took effect: do not start the test at all.
+            if nix::unistd::getppid() != parent {
+                return Err(std::io::Error::from(nix::errno::Errno::ESRCH));
+            }
+            Ok(())
+        });
+    }
+}
+
 /// Runs one attempt of `spec.test` in a child process.
 pub(crate) fn run_child(spec: &ChildSpec<'_>) -> ChildRun {
     let (result_path, output_path) = scratch_files(spec.scratch);
@@ -92,6 +114,7 @@ pub(crate) fn run_child(spec: &ChildSpec<'_>) -> ChildRun {
         .env_remove(MEMORY_ENV)
         .stdin(Stdio::null())
         .process_group(0);
+    die_with_parent(&mut cmd);
     match spec.share_socket {
         Some(socket) => cmd.env(SHARE_SOCKET_ENV, socket),
         None => cmd.env_remove(SHARE_SOCKET_ENV),
@@ -127,6 +150,8 @@ pub(crate) fn run_child(spec: &ChildSpec<'_>) -> ChildRun {
         Err(err) => return failed_to("failed to start the test process", err),
     };
     let pid = child.id();
+    let group = i32::try_from(pid).unwrap_or(0);
+    crate::run::signals::child_started(group);
     // --nocapture: stream the child's output as it comes, keeping a tail to diagnose a crash.
     let tail = Arc::new(Mutex::new(Vec::new()));
     let tees: Vec<_> = [
@@ -172,6 +197,7 @@ pub(crate) fn run_child(spec: &ChildSpec<'_>) -> ChildRun {
     let elapsed = started.elapsed();
     // The test may have left its own children behind in the group.
     kill_group(pid);
+    crate::run::signals::child_ended(group);
     for tee in tees {
         let _ = tee.join();
     }
