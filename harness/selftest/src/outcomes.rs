@@ -259,6 +259,25 @@ mod outcomes {
         std::thread::sleep(std::time::Duration::from_secs(120));
     }
 
+    /// With `OUTCOME_GIGABYTE=1`, prints 1 GiB and fails (failing tests show their output).
+    /// Otherwise it passes at once.
+    #[rh::test]
+    fn prints_a_gigabyte() {
+        if std::env::var_os("OUTCOME_GIGABYTE").is_some() {
+            use std::io::Write;
+            let line = [b'x'; 1023];
+            let mut out = std::io::stdout().lock();
+            out.write_all(b"first line\n").expect("stdout");
+            for _ in 0..(1 << 20) {
+                out.write_all(&line).expect("stdout");
+                out.write_all(b"\n").expect("stdout");
+            }
+            out.write_all(b"last line\n").expect("stdout");
+            drop(out);
+            panic!("printed a gigabyte");
+        }
+    }
+
     /// With `OUTCOME_STALL=1`, stalls for ten minutes (no timeout of its own): the interrupt
     /// and orphan tests stop it. Otherwise it passes at once.
     #[rh::test]

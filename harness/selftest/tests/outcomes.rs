@@ -99,6 +99,7 @@ const EXPECTED: &[(&str, &str, &str)] = &[
     ("overflows_stack", "crashed", "(SIGABRT): stack overflow"),
     ("panics_with_fixture", "failed", "test panicked: boom after setup"),
     ("passes", "passed", ""),
+    ("prints_a_gigabyte", "passed", ""),
     ("returns_err", "failed", "the backend said 503"),
     ("segfaults", "crashed", "killed by signal 11 (SIGSEGV)"),
     ("skip_if_unix", "skipped", "not on unix"),
@@ -188,10 +189,10 @@ fn process_isolation_reports_every_outcome_and_goes_on() {
     );
     assert!(run.stdout.contains("---- output of outcomes::hangs ----\nabout to hang"), "{}", run.stdout);
     assert!(!run.stdout.contains("output of a passing test is not shown"));
-    assert!(run.stdout.contains("test result: FAILED. 14 passed; 12 failed; 2 ignored;"), "{}", run.stdout);
+    assert!(run.stdout.contains("test result: FAILED. 15 passed; 12 failed; 2 ignored;"), "{}", run.stdout);
     let last = run.stdout.lines().last().unwrap();
     assert!(
-        last.starts_with("==== 11 passed, 9 failed, 3 errors, 1 flaky, 2 skipped, 1 xfailed, 1 xpassed in "),
+        last.starts_with("==== 12 passed, 9 failed, 3 errors, 1 flaky, 2 skipped, 1 xfailed, 1 xpassed in "),
         "{last}"
     );
 }
@@ -291,6 +292,33 @@ fn sigterm_kills_children_and_still_writes_the_report() {
     assert_eq!(outcomes["stall_process"]["outcome"]["reason"], "run interrupted; the test was killed");
     let pid = &run.lines("stall_process-pid")[0];
     assert!(gone_within_a_minute(pid), "child {pid} survived the interrupt");
+}
+
+/// A test that prints 1 GiB: the parent keeps 64 KiB from each end (and the whole file on
+/// disk), so its own peak RSS stays small and the reports stay readable.
+#[test]
+fn a_gigabyte_of_output_is_kept_bounded() {
+    let (state, out) = fresh_dirs();
+    let output = command(&["-k", "prints_a_gigabyte"], &state, &out)
+        .env("OUTCOME_GIGABYTE", "1")
+        .stdout(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(101));
+    let report: Value = serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    let peak = report["run"]["peak_rss_bytes"].as_f64().unwrap();
+    assert!(peak < 128.0 * 1024.0 * 1024.0, "the parent's peak RSS is {peak} bytes");
+    let test = &report["tests"][0];
+    assert_eq!(test["outcome"]["kind"], "failed");
+    let kept = test["output"].as_str().unwrap();
+    assert!(kept.len() < 3 * 64 * 1024, "{} bytes of output in report.json", kept.len());
+    // The tail ends with the panic message on stderr, after the last printed line.
+    assert!(kept.starts_with("first line\n") && kept.contains("last line\n"), "head and tail are kept");
+    let whole = out.join("children/outcomes__prints_a_gigabyte.output");
+    assert!(std::fs::metadata(&whole).unwrap().len() > 1 << 30, "the whole output stays on disk");
+    std::fs::remove_file(whole).unwrap();
+    let junit = std::fs::metadata(out.join("junit.xml")).unwrap().len();
+    assert!(junit < 1024 * 1024, "junit.xml is {junit} bytes");
 }
 
 /// Whether `pid` is still a running process (a zombie waiting for a reaper is not).

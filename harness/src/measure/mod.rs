@@ -141,7 +141,7 @@ pub(crate) fn between(marks: [Snapshot; 4], peak_heap: Option<u64>) -> Measureme
 }
 
 /// Peak resident set size of this process (`VmHWM`), if the kernel reports it.
-pub(crate) fn peak_rss_bytes() -> Option<u64> {
+pub fn peak_rss_bytes() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;

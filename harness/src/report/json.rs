@@ -6,7 +6,7 @@
 //! {
 //!   "schema_version": 1,
 //!   "run":   RunInfo: binary, commit, branch, workflow, host, started_at, started_unix,
-//!            duration_seconds, version, interrupted,
+//!            duration_seconds, version, interrupted, peak_rss_bytes (of the run's process),
 //!   "counts": { "<outcome>": n, ... },
 //!   "tests": [ {
 //!       "name", "suite", "markers": [..], "isolation": "process" | "thread",
@@ -22,7 +22,8 @@
 //!               "series": [ { "t", "rss_bytes", "cpu_percent" } ],   (tests > 1 s, process mode)
 //!               "figures": { "latency": { op: { count, mean, p50, p90, p95, p99, max } },
 //!                            "throughput": { op: per_second }, "values": { name: number } } } } ],
-//!       "output": captured output of the last attempt } ]
+//!       "output": captured output of the last attempt: whole up to 128 KiB, else its first and
+//!                 last 64 KiB around a marker naming the file that keeps all of it } ]
 //! }
 //! ```
 

@@ -40,6 +40,9 @@ pub struct RunInfo {
     pub version: String,
     /// The run was interrupted (Ctrl-C, SIGTERM).
     pub interrupted: bool,
+    /// Peak resident set size of the run's own process (the parent), when the kernel says.
+    #[serde(default)]
+    pub peak_rss_bytes: Option<u64>,
 }
 
 fn git(args: &[&str], dir: Option<&std::path::Path>) -> Option<String> {
@@ -86,6 +89,7 @@ impl RunInfo {
             duration_seconds: elapsed.as_secs_f64(),
             version: env!("CARGO_PKG_VERSION").to_string(),
             interrupted,
+            peak_rss_bytes: crate::measure::peak_rss_bytes(),
         }
     }
 }

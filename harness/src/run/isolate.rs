@@ -207,7 +207,7 @@ pub(crate) fn run_child(spec: &ChildSpec<'_>) -> ChildRun {
         let tail = tail.lock().unwrap_or_else(PoisonError::into_inner);
         (String::new(), String::from_utf8_lossy(&tail).into_owned())
     } else {
-        let output = read_lossy(&output_path);
+        let output = read_bounded(&output_path, spec.scratch, &spec.test.name);
         (output.clone(), output)
     };
     let result = std::fs::read(&result_path).ok().and_then(|bytes| serde_json::from_slice::<Attempt>(&bytes).ok());
@@ -252,12 +252,39 @@ fn tee(
     })
 }
 
-fn read_lossy(path: &Path) -> String {
-    let mut bytes = Vec::new();
-    if let Ok(mut file) = std::fs::File::open(path) {
-        let _ = file.read_to_end(&mut bytes);
+/// How much of a child's captured output is kept in memory and in the reports: this much from
+/// the start and this much from the end.
+pub(crate) const OUTPUT_KEPT: u64 = 64 * 1024;
+
+/// A child's output, whole when it is at most 2 × [`OUTPUT_KEPT`]; otherwise its head and tail
+/// around a marker that says how much was left out and where the whole file was kept
+/// (`<scratch>/<test>.output`). Never reads more than it keeps.
+fn read_bounded(path: &Path, scratch: &Path, test: &str) -> String {
+    use std::io::{Seek, SeekFrom};
+    let Ok(mut file) = std::fs::File::open(path) else { return String::new() };
+    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let whole = size <= 2 * OUTPUT_KEPT;
+    let mut head = Vec::new();
+    let _ = (&mut file).take(if whole { size } else { OUTPUT_KEPT }).read_to_end(&mut head);
+    if whole {
+        return String::from_utf8_lossy(&head).into_owned();
     }
-    String::from_utf8_lossy(&bytes).into_owned()
+    let mut tail = Vec::new();
+    if file.seek(SeekFrom::End(-(OUTPUT_KEPT as i64))).is_ok() {
+        let _ = file.take(OUTPUT_KEPT).read_to_end(&mut tail);
+    }
+    let slug: String = test.chars().map(|c| if c.is_alphanumeric() { c } else { '_' }).collect();
+    let kept = scratch.join(format!("{slug}.output"));
+    let place = match std::fs::rename(path, &kept) {
+        Ok(()) => format!("the whole output is in {}", kept.display()),
+        Err(_) => "the whole output could not be kept".to_string(),
+    };
+    format!(
+        "{}\n[... {} bytes of output left out; {place} ...]\n{}",
+        String::from_utf8_lossy(&head),
+        size - head.len() as u64 - tail.len() as u64,
+        String::from_utf8_lossy(&tail)
+    )
 }
 
 /// Names why a child died without a result.
