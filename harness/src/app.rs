@@ -173,7 +173,7 @@ pub fn run(tests: Vec<TestCase>, args: Vec<OsString>, env: &dyn Fn(&str) -> Opti
         && order.iter().any(|(i, _)| tests[*i].settings.isolation.unwrap_or(options.isolation) == Isolation::Process);
     let share_server = match any_child {
         true => Some(
-            ShareServer::start(Arc::clone(&shared), &tests)
+            ShareServer::start(Arc::clone(&shared), &tests, options.fixture_bound())
                 .map_err(|e| Error::Runtime(format!("failed to open the socket for shared fixtures: {e}")))?,
         ),
         false => None,
@@ -259,7 +259,9 @@ pub fn run(tests: Vec<TestCase>, args: Vec<OsString>, env: &dyn Fn(&str) -> Opti
     let conclusion = libtest_mimic::run(&libtest, trials);
     let mut reports: Vec<TestReport> = reports.try_iter().collect();
     drop(share_server);
-    let session_errors = ctx.shared.lock_session().teardown_all();
+    // Taken out of the store first: the teardown holds no lock a stuck thread could want.
+    let mut session = std::mem::take(&mut *ctx.shared.lock_session());
+    let session_errors = session.teardown_within(Some(ctx.options.fixture_bound()));
     drop(profiler);
     if libtest.list {
         return Ok(EXIT_OK);

@@ -58,8 +58,6 @@ impl<'a> TestCall<'a> {
 
     /// Runs the body (fixtures are all set up by now), catching panics and skips.
     pub fn call(&mut self, body: impl FnOnce() -> Result<(), String>) -> Result<(), Interrupted> {
-        // Other tests may set up session and suite fixtures while this one runs.
-        self.setup.release();
         self.marks[1] = if self.fixtures { Some(Snapshot::take()) } else { self.marks[0] };
         let result = std::panic::catch_unwind(AssertUnwindSafe(body));
         self.marks[2] = Some(Snapshot::take());

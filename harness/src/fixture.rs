@@ -39,7 +39,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 
 use crate::panic::panic_message;
 
@@ -151,19 +151,39 @@ impl Store {
 
     /// Tears everything down in reverse order; returns one message per failed teardown.
     pub(crate) fn teardown_all(&mut self) -> Vec<String> {
+        self.teardown_within(None)
+    }
+
+    /// [`Store::teardown_all`], giving each teardown at most `bound` (on a helper thread that
+    /// is abandoned past it, reported as an error): the end of a run must not wait forever
+    /// on a fixture that will not stop.
+    pub(crate) fn teardown_within(&mut self, bound: Option<std::time::Duration>) -> Vec<String> {
         let mut errors = Vec::new();
         self.index.clear();
         while let Some(entry) = self.entries.pop() {
             let Some(teardown) = entry.teardown else { continue };
-            let value = &*entry.value;
-            let result = std::panic::catch_unwind(AssertUnwindSafe(|| runtime().block_on(teardown(value))));
-            match result {
-                Ok(Ok(())) => {}
-                Ok(Err(err)) => errors.push(format!("teardown of fixture {} failed: {err}", entry.name)),
-                Err(panic) => {
-                    errors.push(format!("teardown of fixture {} panicked: {}", entry.name, panic_message(&*panic)))
+            let (name, value) = (entry.name, entry.value);
+            let run = move || {
+                std::panic::catch_unwind(AssertUnwindSafe(|| runtime().block_on(teardown(&*value))))
+                    .map_err(|panic| format!("teardown of fixture {name} panicked: {}", panic_message(&*panic)))?
+                    .map_err(|err| format!("teardown of fixture {name} failed: {err}"))
+            };
+            let result = match bound {
+                None => run(),
+                Some(bound) => {
+                    let (tx, rx) = std::sync::mpsc::channel();
+                    let spawned = std::thread::Builder::new().name(format!("teardown {name}")).spawn(move || {
+                        let _ = tx.send(run());
+                    });
+                    match spawned {
+                        Ok(_) => rx.recv_timeout(bound).unwrap_or_else(|_| {
+                            Err(format!("teardown of fixture {name} did not finish within {bound:?}"))
+                        }),
+                        Err(err) => Err(format!("teardown of fixture {name}: failed to start a thread: {err}")),
+                    }
                 }
-            }
+            };
+            errors.extend(result.err());
         }
         errors
     }
@@ -179,6 +199,12 @@ pub(crate) type Provider = Box<dyn Fn(&str) -> Result<String, String> + Send + S
 pub struct Shared {
     pub(crate) session: Mutex<Store>,
     pub(crate) suites: Mutex<HashMap<String, Store>>,
+    /// Session and suite fixtures being set up now, by (type, suite), with the test setting
+    /// them up; and those whose test was abandoned at its timeout mid-setup. No store lock is
+    /// held during a setup, so a setup that never returns blocks nothing but its waiters, and
+    /// they learn of the abandonment at once.
+    setting_up: Mutex<InProgress>,
+    set_up: Condvar,
     /// The run's configuration, for the [`RunConfig`] fixture.
     pub(crate) config: crate::config::Config,
     /// In a child of a process-isolated run: where `SHARED` session fixtures come from.
@@ -196,10 +222,47 @@ impl std::fmt::Debug for Shared {
     }
 }
 
+/// A test's claim to set up one session or suite fixture; dropping it wakes the waiters.
+struct Claim<'a> {
+    shared: &'a Shared,
+    key: (TypeId, String),
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        self.shared.setting_up.lock().unwrap_or_else(PoisonError::into_inner).by.remove(&self.key);
+        self.shared.set_up.notify_all();
+    }
+}
+
+/// See [`Shared::setting_up`].
+#[derive(Debug, Default)]
+struct InProgress {
+    by: HashMap<(TypeId, String), String>,
+    abandoned: HashMap<(TypeId, String), String>,
+}
+
 impl Shared {
+    /// The test `test` was abandoned at its timeout (thread isolation): setups it had begun
+    /// will never be waited for.
+    pub(crate) fn abandon(&self, test: &str) {
+        let mut table = self.setting_up.lock().unwrap_or_else(PoisonError::into_inner);
+        let keys: Vec<_> = table.by.iter().filter(|(_, owner)| *owner == test).map(|(k, _)| k.clone()).collect();
+        for key in keys {
+            table.by.remove(&key);
+            table.abandoned.insert(key, test.to_string());
+        }
+        self.set_up.notify_all();
+    }
+
     /// The stores of a process that owns its fixtures.
     pub(crate) fn new(config: crate::config::Config) -> Shared {
         Shared { config, ..Shared::default() }
+    }
+
+    /// The stores of a child, whose `SHARED` session fixtures come from `provider`.
+    pub(crate) fn with_provider(config: crate::config::Config, provider: Option<Provider>) -> Shared {
+        Shared { config, provider, ..Shared::default() }
     }
 
     pub(crate) fn lock_session(&self) -> MutexGuard<'_, Store> {
@@ -266,8 +329,6 @@ macro_rules! shared_fixture {
 pub struct Setup<'a> {
     shared: &'a Shared,
     suite: String,
-    session: Option<MutexGuard<'a, Store>>,
-    suites: Option<MutexGuard<'a, HashMap<String, Store>>>,
     pub(crate) test: Store,
     /// Fixtures being set up, outermost first, for cycle and scope checks.
     stack: Vec<(TypeId, &'static str, Scope)>,
@@ -283,37 +344,61 @@ impl std::fmt::Debug for Setup<'_> {
 
 impl<'a> Setup<'a> {
     pub(crate) fn new(shared: &'a Shared, suite: &str) -> Setup<'a> {
-        Setup {
-            shared,
-            suite: suite.to_string(),
-            session: None,
-            suites: None,
-            test: Store::default(),
-            stack: Vec::new(),
-            failure: None,
+        Setup { shared, suite: suite.to_string(), test: Store::default(), stack: Vec::new(), failure: None }
+    }
+
+    /// `T` if its scope has it already. Locks a store only for the lookup.
+    fn lookup<T: Fixture>(&self) -> Option<Arc<T>> {
+        match T::SCOPE {
+            Scope::Test => self.test.get::<T>(),
+            Scope::Session => self.shared.lock_session().get::<T>(),
+            Scope::Suite => self.shared.lock_suites().get(&self.suite).and_then(Store::get::<T>),
         }
     }
 
-    fn store(&mut self, scope: Scope) -> &mut Store {
+    fn insert<T: Fixture>(&mut self, scope: Scope, value: Arc<T>, owned: bool) {
         match scope {
-            Scope::Test => &mut self.test,
-            Scope::Session => self.session.get_or_insert_with(|| self.shared.lock_session()),
-            Scope::Suite => {
-                // Lock order is always session, then suites: two threads can never wait on
-                // each other's store.
-                if self.session.is_none() {
-                    self.session = Some(self.shared.lock_session());
-                }
-                let suites = self.suites.get_or_insert_with(|| self.shared.lock_suites());
-                suites.entry(self.suite.clone()).or_default()
+            Scope::Test => self.test.insert(value, owned),
+            Scope::Session => self.shared.lock_session().insert(value, owned),
+            Scope::Suite => self.shared.lock_suites().entry(self.suite.clone()).or_default().insert(value, owned),
+        }
+    }
+
+    /// The key of `T` in the in-progress table.
+    fn key<T: Fixture>(&self) -> (TypeId, String) {
+        let suite = if T::SCOPE == Scope::Suite { self.suite.clone() } else { String::new() };
+        (TypeId::of::<T>(), suite)
+    }
+
+    /// For a session or suite fixture: `Ok(Some(value))` when another test set it up while
+    /// this one waited; `Ok(None)` when this test is now the one to set it up.
+    fn claim<T: Fixture>(&mut self) -> Result<Option<Arc<T>>, BoxError> {
+        let key = self.key::<T>();
+        let mut table = self.shared.setting_up.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            if let Some(value) = self.lookup::<T>() {
+                return Ok(Some(value));
             }
+            if let Some(test) = table.abandoned.get(&key) {
+                let message = format!(
+                    "fixture {} is not available: its setup did not finish before test {test} timed out",
+                    short_name::<T>()
+                );
+                drop(table);
+                return Err(self.fail(message));
+            }
+            if let std::collections::hash_map::Entry::Vacant(free) = table.by.entry(key.clone()) {
+                free.insert(current_test().unwrap_or_default());
+                return Ok(None);
+            }
+            table = self.shared.set_up.wait(table).unwrap_or_else(PoisonError::into_inner);
         }
     }
 
     /// The fixture `T`, set up now if this scope does not have it yet.
     pub async fn get<T: Fixture>(&mut self) -> Result<Arc<T>, BoxError> {
         let name = short_name::<T>();
-        if let Some(value) = self.store(T::SCOPE).get::<T>() {
+        if let Some(value) = self.lookup::<T>() {
             return Ok(value);
         }
         if let Some(pos) = self.stack.iter().position(|(id, ..)| *id == TypeId::of::<T>()) {
@@ -334,16 +419,25 @@ impl<'a> Setup<'a> {
                 .and_then(|text| T::adopt(&text).map_err(|e| format!("adopt: {e}")))
                 .map_err(|e| self.fail(format!("fixture {name} (shared by the parent process): {e}")))?;
             let value = Arc::new(adopted);
-            self.store(Scope::Session).insert(value.clone(), false);
+            self.insert(Scope::Session, value.clone(), false);
             return Ok(value);
         }
+        // A session or suite fixture is set up by one test at a time; the claim is given up
+        // when this scope ends, whether the setup succeeded, failed or panicked.
+        let _claim = match T::SCOPE {
+            Scope::Test => None,
+            _ => match self.claim::<T>()? {
+                Some(value) => return Ok(value),
+                None => Some(Claim { shared: self.shared, key: self.key::<T>() }),
+            },
+        };
         self.stack.push((TypeId::of::<T>(), name, T::SCOPE));
         let result = Box::pin(T::setup(self)).await;
         self.stack.pop();
         match result {
             Ok(value) => {
                 let value = Arc::new(value);
-                self.store(T::SCOPE).insert(value.clone(), true);
+                self.insert(T::SCOPE, value.clone(), true);
                 Ok(value)
             }
             Err(err) => Err(self.fail(format!("fixture {name} failed in setup: {err}"))),
@@ -356,12 +450,6 @@ impl<'a> Setup<'a> {
             self.failure = Some(message.clone());
         }
         message.into()
-    }
-
-    /// Releases the locks on the session and suite stores.
-    pub(crate) fn release(&mut self) {
-        self.session = None;
-        self.suites = None;
     }
 }
 

@@ -195,6 +195,39 @@ fn stall(name: &str) {
     }
 }
 
+/// With `OUTCOME_STUCK_SETUP=1`, a session fixture whose setup never returns.
+struct StuckSession;
+
+impl Fixture for StuckSession {
+    const SCOPE: Scope = Scope::Session;
+    async fn setup(_cx: &mut Setup<'_>) -> Result<Self, BoxError> {
+        if std::env::var_os("OUTCOME_STUCK_SETUP").is_some() {
+            std::thread::sleep(std::time::Duration::from_secs(600));
+        }
+        Ok(StuckSession)
+    }
+}
+
+/// The same for a fixture the parent shares with its children.
+struct StuckShared;
+
+impl Fixture for StuckShared {
+    const SCOPE: Scope = Scope::Session;
+    const SHARED: bool = true;
+    async fn setup(_cx: &mut Setup<'_>) -> Result<Self, BoxError> {
+        if std::env::var_os("OUTCOME_STUCK_SETUP").is_some() {
+            std::thread::sleep(std::time::Duration::from_secs(600));
+        }
+        Ok(StuckShared)
+    }
+    fn share(&self) -> Result<String, BoxError> {
+        Ok(String::new())
+    }
+    fn adopt(_shared: &str) -> Result<Self, BoxError> {
+        Ok(StuckShared)
+    }
+}
+
 /// A suite fixture: once per suite in a thread-mode run.
 struct PerSuite;
 
@@ -277,6 +310,15 @@ mod outcomes {
             panic!("printed a gigabyte");
         }
     }
+
+    #[rh::test(timeout = 1)]
+    fn stuck_setup_first(_s: &StuckSession) {}
+
+    #[rh::test(timeout = 1)]
+    fn stuck_setup_second(_s: &StuckSession) {}
+
+    #[rh::test]
+    fn stuck_shared_setup(_s: &StuckShared) {}
 
     /// With `OUTCOME_STALL=1`, stalls for ten minutes (no timeout of its own): the interrupt
     /// and orphan tests stop it. Otherwise it passes at once.

@@ -105,6 +105,9 @@ const EXPECTED: &[(&str, &str, &str)] = &[
     ("skip_if_unix", "skipped", "not on unix"),
     ("skips_at_runtime", "skipped", "no staging credentials in this environment"),
     ("stall_process", "passed", ""),
+    ("stuck_setup_first", "passed", ""),
+    ("stuck_setup_second", "passed", ""),
+    ("stuck_shared_setup", "passed", ""),
     ("stall_thread", "passed", ""),
     // Process isolation: the parent does not know the unregistered shared fixture.
     ("stray_shared_fixture_unregistered", "error", ""),
@@ -189,10 +192,10 @@ fn process_isolation_reports_every_outcome_and_goes_on() {
     );
     assert!(run.stdout.contains("---- output of outcomes::hangs ----\nabout to hang"), "{}", run.stdout);
     assert!(!run.stdout.contains("output of a passing test is not shown"));
-    assert!(run.stdout.contains("test result: FAILED. 15 passed; 12 failed; 2 ignored;"), "{}", run.stdout);
+    assert!(run.stdout.contains("test result: FAILED. 18 passed; 12 failed; 2 ignored;"), "{}", run.stdout);
     let last = run.stdout.lines().last().unwrap();
     assert!(
-        last.starts_with("==== 12 passed, 9 failed, 3 errors, 1 flaky, 2 skipped, 1 xfailed, 1 xpassed in "),
+        last.starts_with("==== 15 passed, 9 failed, 3 errors, 1 flaky, 2 skipped, 1 xfailed, 1 xpassed in "),
         "{last}"
     );
 }
@@ -319,6 +322,52 @@ fn a_gigabyte_of_output_is_kept_bounded() {
     std::fs::remove_file(whole).unwrap();
     let junit = std::fs::metadata(out.join("junit.xml")).unwrap().len();
     assert!(junit < 1024 * 1024, "junit.xml is {junit} bytes");
+}
+
+/// Runs `args` with `OUTCOME_STUCK_SETUP=1`; the run must end by itself (liveness bound 120 s).
+fn run_with_stuck_setups(args: &[&str]) -> Run {
+    let (state, out) = fresh_dirs();
+    let mut child = command(args, &state, &out)
+        .env("OUTCOME_STUCK_SETUP", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let code = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status.code().unwrap_or(-1);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the run did not end: a wait is unbounded");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    Run { code, pid: child.id(), stdout: String::new(), state, out }
+}
+
+/// Thread isolation: a session fixture's setup outlives its test's timeout. The next test
+/// needing it errors at once instead of waiting on a lock the abandoned thread holds, and the
+/// run ends with its reports.
+#[test]
+fn a_stuck_session_setup_in_thread_isolation_still_ends_the_run() {
+    let run = run_with_stuck_setups(&["--isolation", "thread", "--test-threads", "1", "-k", "stuck_setup"]);
+    assert_eq!(run.code, 101);
+    let outcomes = run.outcomes();
+    assert_eq!(outcomes["stuck_setup_first"]["outcome"]["kind"], "timed_out");
+    assert_eq!(outcomes["stuck_setup_second"]["outcome"]["kind"], "error");
+}
+
+/// Process isolation: the parent's setup of a shared fixture never returns. The child's
+/// request is bounded (by --timeout here) and the run ends with its reports.
+#[test]
+fn a_stuck_shared_setup_in_the_parent_still_ends_the_run() {
+    let run = run_with_stuck_setups(&["--timeout", "2", "-k", "stuck_shared_setup"]);
+    assert_eq!(run.code, 101);
+    let kind = run.outcomes()["stuck_shared_setup"]["outcome"]["kind"].as_str().unwrap().to_string();
+    // Whichever bound fires first: the parent's answer (an error) or the test's timeout.
+    assert!(kind == "error" || kind == "timed_out", "{kind}");
 }
 
 /// Whether `pid` is still a running process (a zombie waiting for a reaper is not).

@@ -138,7 +138,19 @@ fn boolean(text: &str) -> Option<bool> {
     }
 }
 
+/// How long the setup of a shared fixture for another process, or a shared fixture's teardown
+/// at the end of its suite or run, may take when no default timeout is set.
+pub const FIXTURE_BOUND: Duration = Duration::from_secs(300);
+
 impl RunOptions {
+    /// How long the parent's setup of a shared fixture (for a child) or the teardown of one
+    /// suite or session fixture may take: the default test timeout when one is set, else
+    /// [`FIXTURE_BOUND`]. Past it the waiting child gets an error and the run goes on to its
+    /// reports.
+    pub fn fixture_bound(&self) -> Duration {
+        self.timeout.unwrap_or(FIXTURE_BOUND)
+    }
+
     /// Validates layered settings.
     pub fn resolve(settings: &RunSettings) -> Result<RunOptions, InvalidValue> {
         let defaults = RunOptions::default();

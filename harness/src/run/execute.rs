@@ -43,7 +43,6 @@ pub(crate) fn execute(test: &TestCase, shared: &Shared, teardown: Teardown) -> A
     let start = Snapshot::take();
     let mut call = TestCall::new(shared, test.suite(), start, fixtures);
     let _ = (test.run)(&mut call);
-    call.setup.release();
     // Setup failed or skipped: the body never ran, so its phase is empty.
     let after_setup = call.marks[1].unwrap_or_else(Snapshot::take);
     let after_call = call.marks[2].unwrap_or(after_setup);
@@ -115,9 +114,14 @@ pub(crate) fn execute_with_timeout(
     }
     match rx.recv_timeout(timeout) {
         Ok(attempt) => attempt,
-        Err(_) => Attempt {
-            phases: Phases { call: timeout, ..Phases::default() },
-            ..Attempt::bare(Outcome::TimedOut { after: timeout })
-        },
+        Err(_) => {
+            // Its thread may be stuck in a fixture's setup: tests waiting for that fixture
+            // must not wait for a thread nobody will ever join.
+            shared.abandon(&test.name);
+            Attempt {
+                phases: Phases { call: timeout, ..Phases::default() },
+                ..Attempt::bare(Outcome::TimedOut { after: timeout })
+            }
+        }
     }
 }

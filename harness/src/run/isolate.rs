@@ -321,7 +321,7 @@ pub(crate) fn child_main(test: &TestCase, config: &Config, result_path: &Path) -
         limit_memory(limit)?;
     }
     let provider = std::env::var_os(SHARE_SOCKET_ENV).map(|socket| share::provider(socket.into()));
-    let shared = Shared { provider, ..Shared::new(config.clone()) };
+    let shared = Shared::with_provider(config.clone(), provider);
     let profile = std::env::var_os(HEAP_PROFILE_ENV).map(|dir| {
         let slug: String = test.name.chars().map(|c| if c.is_alphanumeric() { c } else { '_' }).collect();
         std::path::PathBuf::from(dir).join(format!("{slug}.json"))

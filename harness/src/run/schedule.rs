@@ -225,7 +225,7 @@ impl RunCtx {
             return outcome;
         }
         let store = self.shared.lock_suites().remove(test.suite());
-        let errors = store.map(|mut s| s.teardown_all()).unwrap_or_default();
+        let errors = store.map(|mut s| s.teardown_within(Some(self.options.fixture_bound()))).unwrap_or_default();
         if errors.is_empty() {
             return outcome;
         }

@@ -18,8 +18,8 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
@@ -43,28 +43,56 @@ enum Reply {
 struct Catalogue {
     shared: Arc<Shared>,
     known: HashMap<&'static str, FixtureRef>,
-    /// Answers so far, by type name. Held while a fixture is set up, so it is set up once.
-    answers: Mutex<HashMap<String, Result<String, String>>>,
+    /// Answers by type name; `None` while the setup runs (on a thread of its own).
+    answers: Mutex<HashMap<String, Option<Result<String, String>>>>,
+    answered: Condvar,
+    /// How long a request waits for a setup.
+    bound: Duration,
 }
 
 impl Catalogue {
-    fn answer(&self, type_name: &str) -> Result<String, String> {
+    /// The answer for `type_name`: set up on the first request; every request waits at most
+    /// the bound, so a setup that never returns costs each waiting child an error, not a hang.
+    fn answer(self: &Arc<Self>, type_name: &str) -> Result<String, String> {
+        let deadline = Instant::now() + self.bound;
         let mut answers = self.answers.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(answer) = answers.get(type_name) {
-            return answer.clone();
+        if !answers.contains_key(type_name) {
+            answers.insert(type_name.to_string(), None);
+            let (catalogue, name) = (Arc::clone(self), type_name.to_string());
+            let spawned = std::thread::Builder::new().name(format!("share {name}")).spawn(move || {
+                let answer = catalogue.set_up(&name);
+                catalogue.answers.lock().unwrap_or_else(PoisonError::into_inner).insert(name, Some(answer));
+                catalogue.answered.notify_all();
+            });
+            if let Err(err) = spawned {
+                let answer = Err(format!("failed to start a thread to set up {type_name}: {err}"));
+                answers.insert(type_name.to_string(), Some(answer.clone()));
+                return answer;
+            }
         }
-        let answer = match self.known.get(type_name) {
+        loop {
+            if let Some(Some(answer)) = answers.get(type_name) {
+                return answer.clone();
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(format!("the parent's setup of {type_name} did not finish within {:?}", self.bound));
+            }
+            answers = self.answered.wait_timeout(answers, left).unwrap_or_else(PoisonError::into_inner).0;
+        }
+    }
+
+    fn set_up(&self, type_name: &str) -> Result<String, String> {
+        match self.known.get(type_name) {
             Some(fixture) => (fixture.share)(&self.shared),
             None => Err(format!(
                 "the parent process does not know the shared fixture {type_name}: no test takes it directly, \
                  so register it with `reliability_harness::shared_fixture!(...)` beside its impl"
             )),
-        };
-        answers.insert(type_name.to_string(), answer.clone());
-        answer
+        }
     }
 
-    fn serve(&self, stream: UnixStream) {
+    fn serve(self: &Arc<Self>, stream: UnixStream) {
         // A child writes its request as soon as it connects; the bound only guards the parent
         // against a stray client that never does.
         let _ = stream.set_read_timeout(Some(Duration::from_secs(60)));
@@ -99,12 +127,14 @@ impl std::fmt::Debug for ShareServer {
 }
 
 impl ShareServer {
-    /// Serves the shared fixtures that `tests` take directly or that are registered.
-    pub(crate) fn start(shared: Arc<Shared>, tests: &[TestCase]) -> std::io::Result<ShareServer> {
+    /// Serves the shared fixtures that `tests` take directly or that are registered; a setup
+    /// may take at most `bound`.
+    pub(crate) fn start(shared: Arc<Shared>, tests: &[TestCase], bound: Duration) -> std::io::Result<ShareServer> {
         let registered = inventory::iter::<SharedFixture>.into_iter().map(|r| r.0);
         let direct = tests.iter().flat_map(|t| t.fixtures.iter().copied());
         let known = registered.chain(direct).filter(|f| (f.shared)()).map(|f| ((f.type_name)(), f)).collect();
-        let catalogue = Arc::new(Catalogue { shared, known, answers: Mutex::new(HashMap::new()) });
+        let catalogue =
+            Arc::new(Catalogue { shared, known, answers: Mutex::new(HashMap::new()), answered: Condvar::new(), bound });
         let dir = tempfile::Builder::new().prefix("reliability-share-").tempdir()?;
         let listener = UnixListener::bind(dir.path().join("socket"))?;
         let stop = Arc::new(AtomicBool::new(false));
@@ -204,7 +234,8 @@ mod tests {
     #[test]
     fn the_parent_sets_up_once_and_answers_every_child_the_same() {
         static FIXTURES: [FixtureRef; 1] = [FixtureRef::of::<Served>()];
-        let server = ShareServer::start(Arc::new(Shared::default()), &[def(&FIXTURES)]).unwrap();
+        let server =
+            ShareServer::start(Arc::new(Shared::default()), &[def(&FIXTURES)], Duration::from_secs(600)).unwrap();
         let ask = provider(server.socket());
         let name = std::any::type_name::<Served>();
         let answers: Vec<String> = std::thread::scope(|s| {
