@@ -131,9 +131,22 @@ impl Action {
 #[error("invalid fault plan: {0}")]
 pub struct PlanError(pub String);
 
+/// The longest delay a plan may ask for (latency + jitter, a hang): one hour.
+pub const MAX_DELAY_MS: u64 = 3_600_000;
+/// The longest `Retry-After` a plan may send: one day.
+pub const MAX_RETRY_AFTER_SECONDS: u64 = 86_400;
+
 impl FaultPlan {
-    /// Checks values the types cannot.
+    /// Checks values the types cannot: probabilities in 0..=1, error statuses, and delays that
+    /// fit the clock (latency + jitter and hangs at most [`MAX_DELAY_MS`], `Retry-After` at most
+    /// [`MAX_RETRY_AFTER_SECONDS`]).
     pub fn validate(&self) -> Result<(), PlanError> {
+        if self.latency_ms.checked_add(self.jitter_ms).is_none_or(|total| total > MAX_DELAY_MS) {
+            return Err(PlanError(format!(
+                "latency_ms {} + jitter_ms {} is more than {MAX_DELAY_MS} ms",
+                self.latency_ms, self.jitter_ms
+            )));
+        }
         for (i, rule) in self.rules.iter().enumerate() {
             if let When::Probability(p) = rule.when {
                 if !(0.0..=1.0).contains(&p) {
@@ -146,6 +159,14 @@ impl FaultPlan {
                 }
                 Action::SlowRead { bytes_per_second: 0 } => {
                     return Err(PlanError(format!("rule {i}: slow_read needs bytes_per_second > 0")));
+                }
+                Action::Status { retry_after_seconds: Some(secs), .. } if *secs > MAX_RETRY_AFTER_SECONDS => {
+                    return Err(PlanError(format!(
+                        "rule {i}: retry_after_seconds {secs} is more than {MAX_RETRY_AFTER_SECONDS}"
+                    )));
+                }
+                Action::Hang { ms: Some(ms) } if *ms > MAX_DELAY_MS => {
+                    return Err(PlanError(format!("rule {i}: hang ms {ms} is more than {MAX_DELAY_MS}")));
                 }
                 _ => {}
             }
@@ -187,8 +208,12 @@ impl ActivePlan {
     pub fn decide(&mut self, since_set: Duration) -> Decision {
         let index = self.requests;
         self.requests += 1;
-        let jitter = if self.plan.jitter_ms > 0 { self.rng.next() % (self.plan.jitter_ms + 1) } else { 0 };
-        let delay = Duration::from_millis(self.plan.latency_ms + jitter);
+        // Validated plans stay far from overflow; the arithmetic saturates for any other.
+        let jitter = match self.plan.jitter_ms.checked_add(1) {
+            Some(span) if span > 1 => self.rng.next() % span,
+            _ => 0,
+        };
+        let delay = Duration::from_millis(self.plan.latency_ms.saturating_add(jitter).min(MAX_DELAY_MS));
         let elapsed_ms = since_set.as_millis() as u64;
         for rule in &self.plan.rules {
             let applies = match rule.when {

@@ -34,7 +34,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use faults::{Action, FaultPlan, Rule, When};
-pub use server::{Config, LedgerEntry};
+pub use server::{Config, ExposedError, LedgerEntry};
 pub use store::{Limits, Stats};
 
 /// Starting the backend failed.
@@ -55,6 +55,9 @@ pub enum StartError {
     /// The start-up fault plan is invalid.
     #[error(transparent)]
     Faults(#[from] faults::PlanError),
+    /// A non-loopback address without credentials.
+    #[error(transparent)]
+    Exposed(#[from] server::ExposedError),
 }
 
 /// A running backend, on a thread of its own with its own tokio runtime (so that synchronous
@@ -72,6 +75,7 @@ impl Backend {
         if let Some(plan) = &config.faults {
             plan.validate()?;
         }
+        config.check_exposure()?;
         let listener = std::net::TcpListener::bind(config.listen)
             .map_err(|source| StartError::Bind { addr: config.listen, source })?;
         let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: config.listen, source })?;

@@ -3,63 +3,109 @@
 //! ```text
 //! cargo run -p testbed --release -- serve --listen 127.0.0.1:4318 [--max-spans N] [--max-bytes N]
 //!     [--max-request-bytes N] [--project-header NAME] [--auth-token-env VAR] [--faults PLAN.json]
+//!     [--allow-unauthenticated]
 //! ```
 //!
-//! Prints its URLs and runs until Ctrl-C or SIGTERM. Binds loopback unless told otherwise.
+//! Prints its URLs and runs until Ctrl-C or SIGTERM. Binds loopback unless told otherwise, and
+//! refuses any other address without credentials unless `--allow-unauthenticated` says so.
+//! Bad flags are exit code 2 (clap's usage errors, as the harness's), a failed start 1.
 
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: testbed serve [--listen ADDR (default 127.0.0.1:4318)] [--max-spans N] [--max-bytes N] \
-[--max-request-bytes N] [--project-header NAME] [--auth-token-env VAR] [--faults PLAN.json]";
+use clap::{Args, Parser, Subcommand};
 
-fn parse(args: &[String]) -> Result<testbed::Config, String> {
-    let mut config = testbed::Config { listen: ([127, 0, 0, 1], 4318).into(), ..testbed::Config::default() };
-    let mut it = args.iter();
-    match it.next().map(String::as_str) {
-        Some("serve") => {}
-        Some(other) => return Err(format!("unknown command `{other}`; valid: serve")),
-        None => return Err("missing command; valid: serve".into()),
+#[derive(Debug, Parser)]
+#[command(name = "testbed", version, about = "An OTLP/HTTP trace backend for reliability tests")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve OTLP/HTTP ingest, the query API and fault injection until Ctrl-C.
+    Serve(Serve),
+}
+
+#[derive(Debug, Args)]
+struct Serve {
+    /// Address to listen on; port 0 picks a free port (printed on the first line).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:4318")]
+    listen: SocketAddr,
+    /// Spans kept across all projects (503 + Retry-After past it).
+    #[arg(long, value_name = "N")]
+    max_spans: Option<u64>,
+    /// Memory the stored spans may take, in bytes (503 + Retry-After past it).
+    #[arg(long, value_name = "N")]
+    max_bytes: Option<u64>,
+    /// Largest request body after decompression, in bytes (413 past it).
+    #[arg(long, value_name = "N")]
+    max_request_bytes: Option<u64>,
+    /// Take the project from this request header instead of `service.name`.
+    #[arg(long, value_name = "NAME")]
+    project_header: Option<String>,
+    /// Require the token in this environment variable (Authorization: Bearer or x-api-key).
+    #[arg(long, value_name = "VAR")]
+    auth_token_env: Option<String>,
+    /// A fault plan (JSON) in force from the start.
+    #[arg(long, value_name = "PLAN.json")]
+    faults: Option<PathBuf>,
+    /// Listen on a non-loopback address without a token: the fault-plan and delete endpoints
+    /// are then open to anyone who can reach it.
+    #[arg(long)]
+    allow_unauthenticated: bool,
+}
+
+/// A usage error: exit 2, like clap's.
+fn usage(message: String) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::from(2)
+}
+
+fn config(serve: Serve) -> Result<testbed::Config, String> {
+    let mut config = testbed::Config { listen: serve.listen, ..testbed::Config::default() };
+    if let Some(n) = serve.max_spans {
+        config.limits.max_spans = n;
     }
-    while let Some(flag) = it.next() {
-        let mut value = || it.next().ok_or_else(|| format!("flag `{flag}` needs a value"));
-        let number = |v: &str| v.parse::<u64>().map_err(|_| format!("flag `{flag}`: {v:?} is not a whole number"));
-        match flag.as_str() {
-            "--listen" => {
-                let v = value()?;
-                config.listen =
-                    v.parse().map_err(|_| format!("flag `--listen`: {v:?} is not an address like 127.0.0.1:4318"))?;
-            }
-            "--max-spans" => config.limits.max_spans = number(value()?)?,
-            "--max-bytes" => config.limits.max_bytes = number(value()?)?,
-            "--max-request-bytes" => config.max_request_bytes = number(value()?)?,
-            "--project-header" => config.project_header = Some(value()?.to_ascii_lowercase()),
-            "--auth-token-env" => {
-                let var = value()?;
-                let token = std::env::var(var)
-                    .map_err(|_| format!("environment variable {var} (from --auth-token-env) is not set"))?;
-                config.auth_token = Some(token);
-            }
-            "--faults" => {
-                let path = value()?;
-                let text = std::fs::read_to_string(path).map_err(|e| format!("failed to read {path}: {e}"))?;
-                config.faults =
-                    Some(serde_json::from_str(&text).map_err(|e| format!("{path}: invalid fault plan: {e}"))?);
-            }
-            "-h" | "--help" => return Err(USAGE.into()),
-            other => return Err(format!("unknown flag `{other}`\n{USAGE}")),
-        }
+    if let Some(n) = serve.max_bytes {
+        config.limits.max_bytes = n;
     }
+    if let Some(n) = serve.max_request_bytes {
+        config.max_request_bytes = n;
+    }
+    config.project_header = serve.project_header.map(|h| h.to_ascii_lowercase());
+    if let Some(var) = serve.auth_token_env {
+        let token = std::env::var(&var)
+            .map_err(|_| format!("environment variable {var} (from --auth-token-env) is not set"))?;
+        config.auth_token = Some(token);
+    }
+    if let Some(path) = serve.faults {
+        let text = std::fs::read_to_string(&path).map_err(|e| format!("failed to read {}: {e}", path.display()))?;
+        let plan: testbed::FaultPlan =
+            serde_json::from_str(&text).map_err(|e| format!("{}: invalid fault plan: {e}", path.display()))?;
+        plan.validate().map_err(|e| format!("{}: {e}", path.display()))?;
+        config.faults = Some(plan);
+    }
+    config.allow_unauthenticated = serve.allow_unauthenticated;
+    config.check_exposure().map_err(|e| e.to_string())?;
     Ok(config)
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let config = match parse(&args) {
-        Ok(config) => config,
-        Err(message) => {
-            eprintln!("error: {message}");
-            return ExitCode::from(2);
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            // --help and --version print to stdout and exit 0; errors exit 2.
+            let _ = err.print();
+            return ExitCode::from(u8::try_from(err.exit_code()).unwrap_or(2));
         }
+    };
+    let Command::Serve(serve) = cli.command;
+    let config = match config(serve) {
+        Ok(config) => config,
+        Err(message) => return usage(message),
     };
     let auth = config.auth_token.is_some();
     let backend = match testbed::Backend::start(config) {

@@ -22,8 +22,8 @@ use crate::ingest::{self, Encoding};
 use crate::store::{Limits, Store};
 use crate::telemetry::Telemetry;
 
-/// The backend's settings.
-#[derive(Clone, Debug)]
+/// The backend's settings. `Debug` shows whether a token is set, never the token.
+#[derive(Clone)]
 pub struct Config {
     /// Where to listen; loopback unless told otherwise.
     pub listen: SocketAddr,
@@ -40,6 +40,42 @@ pub struct Config {
     pub ledger_capacity: usize,
     /// The global fault plan at start-up.
     pub faults: Option<FaultPlan>,
+    /// Allow a non-loopback `listen` without `auth_token` (see [`Config::check_exposure`]).
+    pub allow_unauthenticated: bool,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("max_request_bytes", &self.max_request_bytes)
+            .field("limits", &self.limits)
+            .field("project_header", &self.project_header)
+            .field("auth_token", &self.auth_token.as_ref().map(|_| "<redacted>"))
+            .field("ledger_capacity", &self.ledger_capacity)
+            .field("faults", &self.faults)
+            .field("allow_unauthenticated", &self.allow_unauthenticated)
+            .finish()
+    }
+}
+
+/// Listening beyond loopback with nothing to stop strangers from setting fault plans and
+/// deleting projects.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "refusing to listen on {0} without credentials: set a token (--auth-token-env) or say \
+     --allow-unauthenticated (Config::allow_unauthenticated)"
+)]
+pub struct ExposedError(pub SocketAddr);
+
+impl Config {
+    /// A non-loopback `listen` needs `auth_token`, unless `allow_unauthenticated` says so.
+    pub fn check_exposure(&self) -> Result<(), ExposedError> {
+        match self.listen.ip().is_loopback() || self.auth_token.is_some() || self.allow_unauthenticated {
+            true => Ok(()),
+            false => Err(ExposedError(self.listen)),
+        }
+    }
 }
 
 impl Default for Config {
@@ -52,6 +88,7 @@ impl Default for Config {
             auth_token: None,
             ledger_capacity: 100_000,
             faults: None,
+            allow_unauthenticated: false,
         }
     }
 }
@@ -154,39 +191,23 @@ fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64
 }
 
-/// Decodes `%xx` and `+` in a URL component.
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' if i + 2 < bytes.len() => match u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                Ok(b) => {
-                    out.push(b);
-                    i += 3;
-                    continue;
-                }
-                Err(_) => out.push(b'%'),
-            },
-            b'+' => out.push(b' '),
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+/// Compares a presented token with the real one in time that does not depend on where they
+/// differ (only on their lengths), so response times do not leak the token byte by byte.
+fn same_secret(presented: &str, token: &str) -> bool {
+    use subtle::ConstantTimeEq as _;
+    presented.as_bytes().ct_eq(token.as_bytes()).into()
 }
 
+/// A path segment, `%xx`-decoded (`+` stays a plus, as in any path); invalid UTF-8 becomes
+/// U+FFFD.
+fn path_segment(s: &str) -> String {
+    percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned()
+}
+
+/// The query's `key=value` pairs, decoded as a form (`%xx`, `+`) by `form_urlencoded`: bytes
+/// that do not decode to UTF-8 become U+FFFD, never a panic.
 fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
-    query
-        .unwrap_or("")
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            (percent_decode(k), percent_decode(v))
-        })
-        .collect()
+    form_urlencoded::parse(query.unwrap_or("").as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())).collect()
 }
 
 impl State {
@@ -214,8 +235,8 @@ impl State {
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
-            .is_some_and(|t| t == token);
-        let api_key = headers.get("x-api-key").and_then(|v| v.to_str().ok()).is_some_and(|t| t == token);
+            .is_some_and(|t| same_secret(t, token));
+        let api_key = headers.get("x-api-key").and_then(|v| v.to_str().ok()).is_some_and(|t| same_secret(t, token));
         bearer || api_key
     }
 
@@ -307,8 +328,8 @@ fn blank_entry() -> LedgerEntry {
 async fn project_route(state: Arc<State>, method: &Method, path: &str, request: Request<Incoming>) -> Answer {
     let rest = &path["/api/v1/projects/".len()..];
     let (project, tail) = match rest.split_once('/') {
-        Some((p, t)) => (percent_decode(p), t),
-        None => (percent_decode(rest), ""),
+        Some((p, t)) => (path_segment(p), t),
+        None => (path_segment(rest), ""),
     };
     match (method, tail) {
         (&Method::GET, "traces") => {
@@ -651,5 +672,31 @@ pub(crate) async fn serve(listener: tokio::net::TcpListener, state: Arc<State>) 
             let service = hyper::service::service_fn(move |request| handle(Arc::clone(&state), request));
             let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await;
         });
+    }
+}
+
+#[cfg(test)]
+mod exposure_tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_may_listen_without_credentials() {
+        let at = |listen: &str| Config { listen: listen.parse().unwrap(), ..Config::default() };
+        assert!(at("127.0.0.1:0").check_exposure().is_ok());
+        assert!(at("[::1]:0").check_exposure().is_ok());
+        assert!(at("0.0.0.0:0").check_exposure().is_err());
+        assert!(at("192.0.2.1:4318").check_exposure().is_err());
+        assert!(Config { auth_token: Some("t".into()), ..at("0.0.0.0:0") }.check_exposure().is_ok());
+        assert!(Config { allow_unauthenticated: true, ..at("0.0.0.0:0") }.check_exposure().is_ok());
+        let shown = format!("{:?}", Config { auth_token: Some("s3cr3t-token".into()), ..at("0.0.0.0:0") });
+        assert!(!shown.contains("s3cr3t-token"), "{shown}");
+    }
+
+    #[test]
+    fn tokens_compare_equal_only_when_equal() {
+        assert!(same_secret("abc", "abc"));
+        assert!(!same_secret("abd", "abc"));
+        assert!(!same_secret("ab", "abc"));
+        assert!(!same_secret("", "abc"));
     }
 }
