@@ -493,9 +493,11 @@ impl Drop for CurrentTest {
     }
 }
 
-/// A per-test temporary directory, removed at teardown.
+/// A per-test temporary directory, removed at teardown. Made by the `tempfile` crate: a
+/// fresh, unpredictable name, created with mode 0700, never an existing directory.
 #[derive(Debug)]
 pub struct TempDir {
+    dir: Mutex<Option<tempfile::TempDir>>,
     path: std::path::PathBuf,
 }
 
@@ -508,21 +510,20 @@ impl TempDir {
 
 impl Fixture for TempDir {
     async fn setup(_cx: &mut Setup<'_>) -> Result<Self, BoxError> {
-        use std::sync::atomic::{AtomicU64, Ordering};
-        static NEXT: AtomicU64 = AtomicU64::new(0);
         let test = current_test().unwrap_or_default();
         let slug: String = test.chars().map(|c| if c.is_alphanumeric() { c } else { '_' }).take(60).collect();
-        let path = std::env::temp_dir().join(format!(
-            "reliability-{}-{}-{slug}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&path).map_err(|e| format!("failed to create {}: {e}", path.display()))?;
-        Ok(TempDir { path })
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("reliability-{slug}-"))
+            .tempdir()
+            .map_err(|e| format!("failed to create a temporary directory: {e}"))?;
+        Ok(TempDir { path: dir.path().to_path_buf(), dir: Mutex::new(Some(dir)) })
     }
 
     async fn teardown(&self) -> Result<(), BoxError> {
-        std::fs::remove_dir_all(&self.path).map_err(|e| format!("failed to remove {}: {e}", self.path.display()).into())
+        match self.dir.lock().unwrap_or_else(PoisonError::into_inner).take() {
+            Some(dir) => dir.close().map_err(|e| format!("failed to remove {}: {e}", self.path.display()).into()),
+            None => Ok(()),
+        }
     }
 }
 
