@@ -60,11 +60,16 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 [ -n "$base" ] || fail "testbed serve did not start: $(cat "$serve_log")"
+remote_log=$(mktemp)
 RELIABILITY_TARGET=remote \
 RELIABILITY_TARGET_ENDPOINT="$base/v1/traces" \
 RELIABILITY_TARGET_QUERY_URL="$base/api/v1" \
 RELIABILITY_TARGET_API_KEY_ENV=RELIABILITY_REMOTE_KEY \
-  cargo test --locked --test reliability -- --include e2e
+  cargo test --locked --test reliability -- --include e2e 2>&1 | tee "$remote_log"
+# The key went into every request; it must come out nowhere: not in a log line, not in a report.
+if grep -rqF -- "$RELIABILITY_REMOTE_KEY" "$remote_log" "$serve_log" target/reliability; then
+  fail "the remote target's API key shows in the run's output or reports"
+fi
 # The spans went to that process, not to an embedded backend: its ledger holds the exports.
 served=$(curl -sf -H "x-api-key: $RELIABILITY_REMOTE_KEY" "$base/api/v1/ledger" | grep -o '"status":200' | wc -l)
 [ "$served" -gt 0 ] || fail "the remote testbed received no successful export"

@@ -99,8 +99,8 @@ pub enum TargetError {
     },
 }
 
-/// Where the spans go: the embedded testbed backend (default) or a remote target.
-#[derive(Debug)]
+/// Where the spans go: the embedded testbed backend (default) or a remote target. `Debug`
+/// never shows the API key.
 pub struct Target {
     /// `embedded` or `remote`.
     pub kind: String,
@@ -116,6 +116,19 @@ pub struct Target {
     config_file: Option<std::path::PathBuf>,
     api_key: Option<String>,
     backend: Mutex<Option<testbed::Backend>>,
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Target")
+            .field("kind", &self.kind)
+            .field("traces_url", &self.traces_url)
+            .field("query_url", &self.query_url)
+            .field("config", &self.config)
+            .field("connected_by", &self.connected_by)
+            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .finish_non_exhaustive()
+    }
 }
 
 /// What a child process needs to use the parent's target (never the API key: the child reads

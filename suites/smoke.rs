@@ -77,3 +77,41 @@ fn a_wrong_api_key_is_one_clear_error_without_the_key() -> Result<(), String> {
         Ok(_) => Err("an unset key variable was accepted".into()),
     }
 }
+
+/// A secret planted in every place one can enter the suites — the API key variable of
+/// `[target]`, `OTEL_EXPORTER_OTLP_HEADERS`, the backend's token — never shows in `Debug`
+/// output, in errors, or in what the target and pipeline print about themselves.
+#[rh::test(smoke)]
+fn planted_secrets_never_show_in_debug_output_or_errors() -> Result<(), String> {
+    let secret = "planted-secret-7f3a9c";
+    let backend_config = testbed::Config { auth_token: Some(secret.into()), ..testbed::Config::default() };
+    let mut shown = vec![format!("{backend_config:?}")];
+    let backend = testbed::Backend::start(backend_config).map_err(|e| e.to_string())?;
+    let target = TargetConfig {
+        kind: "remote".into(),
+        endpoint: Some(backend.traces_url()),
+        query_url: Some(backend.query_url()),
+        api_key_env: Some("SMOKE_SECRET_KEY".into()),
+    };
+    let config = SuiteConfig { target, ..SuiteConfig::default() };
+    let right = |k: &str| (k == "SMOKE_SECRET_KEY").then(|| secret.to_string());
+    let wrong = |k: &str| (k == "SMOKE_SECRET_KEY").then(|| format!("{secret}-but-wrong"));
+    let connected = Target::connect(config.clone(), &right).map_err(|e| e.to_string())?;
+    shown.push(format!("{connected:?}"));
+    let refused = Target::connect(config, &wrong).err().ok_or("a wrong key was accepted")?;
+    shown.extend([format!("{refused}"), format!("{refused:?}")]);
+    let headers = |k: &str| (k == "OTEL_EXPORTER_OTLP_HEADERS").then(|| format!("x-api-key={secret},x-team=a"));
+    let client = testbed::client::ClientConfig { endpoint: backend.traces_url(), ..Default::default() }
+        .with_env(&headers)
+        .map_err(|e| e.to_string())?;
+    if client.headers.iter().all(|(_, v)| v != secret) {
+        return Err("the header did not reach the client config".into());
+    }
+    let pipeline = testbed::client::Pipeline::start(&client).map_err(|e| e.to_string())?;
+    shown.extend([format!("{client:?}"), format!("{pipeline:?}"), pipeline.metrics()]);
+    pipeline.shutdown();
+    match shown.iter().find(|text| text.contains(secret)) {
+        Some(leak) => Err(format!("a secret shows in: {}", leak.replace(secret, "<THE SECRET>"))),
+        None => Ok(()),
+    }
+}

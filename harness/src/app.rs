@@ -303,7 +303,7 @@ fn push_pending(
     };
     let spool = Spool::new(output_dir);
     let outcome = crate::publish::push_pending(push, &spool, env);
-    println!("delivered {} pending push(es) to {}", outcome.delivered, push.url);
+    println!("delivered {} pending push(es) to {}", outcome.delivered, push.shown_url());
     for error in &outcome.errors {
         eprintln!("warning: {error}");
     }
@@ -332,7 +332,7 @@ fn publish(
         summary.notes.push(format!("warning: {error}"));
     }
     if outcome.errors.is_empty() {
-        summary.notes.push(format!("pushed {} group(s) to {}", outcome.delivered, push.url));
+        summary.notes.push(format!("pushed {} group(s) to {}", outcome.delivered, push.shown_url()));
     }
     !outcome.errors.is_empty()
 }

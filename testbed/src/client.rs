@@ -47,7 +47,10 @@ use serde::{Deserialize, Serialize};
 /// How the pipeline is built. Defaults are the SDK's (queue 2048, batch 512, delay 5 s,
 /// export timeout 30 s), then `reliability.toml [client]`, then the standard `OTEL_*`
 /// environment variables ([`ClientConfig::with_env`]).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+///
+/// `Debug` shows the names of [`ClientConfig::headers`], never their values: they carry API
+/// keys.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
 pub struct ClientConfig {
     /// The traces endpoint, used as given (include `/v1/traces`).
@@ -75,6 +78,25 @@ pub struct ClientConfig {
     /// Faults planted in the pipeline itself, for tests of the tests.
     #[serde(skip)]
     pub hooks: Hooks,
+}
+
+impl std::fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let headers: Vec<String> = self.headers.iter().map(|(name, _)| format!("{name}: <redacted>")).collect();
+        f.debug_struct("ClientConfig")
+            .field("endpoint", &self.endpoint)
+            .field("protocol", &self.protocol)
+            .field("gzip", &self.gzip)
+            .field("headers", &headers)
+            .field("max_queue_size", &self.max_queue_size)
+            .field("max_export_batch_size", &self.max_export_batch_size)
+            .field("scheduled_delay_ms", &self.scheduled_delay_ms)
+            .field("export_timeout_ms", &self.export_timeout_ms)
+            .field("shutdown_timeout_ms", &self.shutdown_timeout_ms)
+            .field("service_name", &self.service_name)
+            .field("hooks", &self.hooks)
+            .finish()
+    }
 }
 
 /// Faults planted in the pipeline, so that tests can hold the exporter still or prove that

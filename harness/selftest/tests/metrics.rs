@@ -406,3 +406,45 @@ fn a_down_gateway_is_a_warning_and_the_spooled_push_arrives_later() {
     payload.sort_by(|a, b| a.partial_cmp(b).unwrap());
     assert_eq!(arrived, payload, "the pending push arrives identical");
 }
+
+/// Secrets planted in every place one can enter the harness — the gateway's bearer token and
+/// basic-auth variables, and user info in the gateway URL — never show in stdout, stderr, or
+/// any file the run writes (reports, cache, spool), whether the push fails or succeeds.
+#[test]
+fn planted_secrets_never_reach_output_reports_or_the_spool() {
+    let (token, password, user) = ("planted-token-91c2", "planted-password-4be7", "planted-user-0d3f");
+    let gateway = Gateway::start(&scratch());
+    let with_userinfo = |base: &str| base.replacen("://", &format!("://{user}:{password}@"), 1);
+    let mut seen = String::new();
+    let out = scratch();
+    for (url, env) in [
+        // Down: warnings name the URL; the groups go to the spool.
+        (with_userinfo(NOTHING_LISTENS), vec![("RELIABILITY_PUSHGATEWAY_TOKEN", token)]),
+        (
+            with_userinfo(NOTHING_LISTENS),
+            vec![("RELIABILITY_PUSHGATEWAY_USERNAME", user), ("RELIABILITY_PUSHGATEWAY_PASSWORD", password)],
+        ),
+        // Up: the success line names the URL.
+        (with_userinfo(&gateway.url()), vec![]),
+    ] {
+        let run = suite(&["-k", "records_figures or keeps_1mib", "--pushgateway-url", &url], &out, &env);
+        seen.push_str(&String::from_utf8_lossy(&run.stdout));
+        seen.push_str(&String::from_utf8_lossy(&run.stderr));
+    }
+    assert!(seen.contains("pushed 1 group(s) to http://127.0.0.1:"), "the push went through: {seen}");
+    for entry in walk(&out) {
+        seen.push_str(&String::from_utf8_lossy(&std::fs::read(&entry).unwrap()));
+    }
+    for secret in [token, password, user] {
+        assert!(!seen.contains(secret), "a planted secret ({secret}) shows in the run's output or files");
+    }
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() { files.extend(walk(&path)) } else { files.push(path) }
+    }
+    files
+}

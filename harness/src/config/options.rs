@@ -58,8 +58,8 @@ pub struct RunOptions {
     pub require_push: bool,
 }
 
-/// Pushgateway settings.
-#[derive(Clone, Debug, PartialEq)]
+/// Pushgateway settings. `Debug` and [`PushOptions::shown_url`] never show credentials.
+#[derive(Clone, PartialEq)]
 pub struct PushOptions {
     /// Base URL, e.g. `http://127.0.0.1:9091`.
     pub url: String,
@@ -71,6 +71,35 @@ pub struct PushOptions {
     pub retries: u32,
     /// Extra grouping labels.
     pub labels: Vec<(String, String)>,
+}
+
+impl std::fmt::Debug for PushOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PushOptions")
+            .field("url", &self.shown_url())
+            .field("job", &self.job)
+            .field("timeout", &self.timeout)
+            .field("retries", &self.retries)
+            .field("labels", &self.labels)
+            .finish()
+    }
+}
+
+impl PushOptions {
+    /// The URL as it may be printed or reported: without user info (`user:password@`).
+    pub fn shown_url(&self) -> String {
+        without_user_info(&self.url)
+    }
+}
+
+/// `url` without the `user:password@` of its authority, if it has one.
+pub fn without_user_info(url: &str) -> String {
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else { return url.to_string() };
+    let authority_end = url[scheme_end..].find(['/', '?', '#']).map_or(url.len(), |i| scheme_end + i);
+    match url[scheme_end..authority_end].rfind('@') {
+        Some(at) => format!("{}{}", &url[..scheme_end], &url[scheme_end + at + 1..]),
+        None => url.to_string(),
+    }
 }
 
 /// Grouping label names the harness sets itself.
@@ -287,5 +316,14 @@ mod tests {
             let err = RunOptions::resolve(&settings).unwrap_err();
             assert_eq!(err.key, key);
         }
+    }
+
+    #[test]
+    fn printed_urls_lose_their_user_info() {
+        use super::without_user_info as strip;
+        assert_eq!(strip("https://user:pa%40ss@gw.example:9091/x?y=1"), "https://gw.example:9091/x?y=1");
+        assert_eq!(strip("http://token@127.0.0.1:9091"), "http://127.0.0.1:9091");
+        assert_eq!(strip("http://127.0.0.1:9091/a@b"), "http://127.0.0.1:9091/a@b");
+        assert_eq!(strip("not a url"), "not a url");
     }
 }

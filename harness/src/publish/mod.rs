@@ -68,7 +68,7 @@ pub fn group_path(job: &str, suite: &str, labels: &[(String, String)]) -> String
 pub struct PushError {
     /// The group.
     pub path: String,
-    /// The Pushgateway (no credentials are ever part of it).
+    /// The Pushgateway, without user info (no credentials are ever part of it).
     pub url: String,
     /// What went wrong.
     pub reason: String,
@@ -100,7 +100,7 @@ pub fn push(
             Err(reason) => Err(reason.clone()),
         };
         if let Err(reason) = result {
-            let error = PushError { path: group.path.clone(), url: options.url.clone(), reason };
+            let error = PushError { path: group.path.clone(), url: options.shown_url(), reason };
             failed.push((group.clone(), error));
         }
     }
