@@ -152,12 +152,11 @@ mod tests {
     use super::*;
 
     fn load(text: &str, env: &[(&str, &str)]) -> Result<SuiteConfig, String> {
-        let path = std::env::temp_dir().join(format!("suite-config-{}-{}.toml", std::process::id(), text.len()));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("reliability.toml");
         std::fs::write(&path, text).unwrap();
         let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        let result = SuiteConfig::load(Some(&path), &|k| env.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone()));
-        std::fs::remove_file(&path).unwrap();
-        result
+        SuiteConfig::load(Some(&path), &|k| env.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone()))
     }
 
     #[test]

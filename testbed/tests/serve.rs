@@ -43,7 +43,8 @@ fn serve_prints_urls_serves_and_stops_on_ctrl_c() {
 /// credentials: each refused before anything listens, exit 2, an error naming what is wrong.
 #[test]
 fn bad_input_exits_2_and_names_the_culprit() {
-    let plan = std::env::temp_dir().join(format!("testbed-serve-plan-{}.json", std::process::id()));
+    let dir = tempfile::tempdir().unwrap();
+    let plan = dir.path().join("plan.json");
     std::fs::write(&plan, r#"{"latency_ms": 18446744073709551615, "jitter_ms": 1}"#).unwrap();
     let plan = plan.to_str().unwrap().to_string();
     for (args, culprit) in [

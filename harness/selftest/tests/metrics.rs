@@ -7,7 +7,6 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -15,15 +14,9 @@ use serde_json::Value;
 const BIN: &str = env!("CARGO_BIN_EXE_metrics-suite");
 const MIB: f64 = 1024.0 * 1024.0;
 
+/// A fresh directory of a name no earlier run can have used (pids are reused).
 fn scratch() -> PathBuf {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "metrics-selftest-{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    tempfile::Builder::new().prefix("metrics-selftest-").tempdir().unwrap().keep()
 }
 
 fn suite(args: &[&str], out: &Path, env: &[(&str, &str)]) -> Output {
@@ -93,7 +86,6 @@ fn check_fidelity(m: &BTreeMap<String, Value>, process: bool) {
         let first = series.first().unwrap()["rss_bytes"].as_f64().unwrap();
         let last = series.last().unwrap()["rss_bytes"].as_f64().unwrap();
         assert!(last > first, "RSS grows over the test: {series:?}");
-        assert!(m["fidelity::busy_300ms"].get("series").is_none(), "short tests keep no series");
     } else {
         assert_eq!(long["peak_rss_bytes"], Value::Null, "thread isolation reports no per-test RSS");
     }

@@ -6,7 +6,6 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -40,13 +39,10 @@ impl Run {
     }
 }
 
+/// A fresh directory of a name no earlier run can have used (not one made from the pid:
+/// pids are reused, and a stale `flaky-once-attempted` marker once made `flaky_once` pass).
 fn fresh_dirs() -> (PathBuf, PathBuf) {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let base = std::env::temp_dir().join(format!(
-        "outcomes-selftest-{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    ));
+    let base = tempfile::Builder::new().prefix("outcomes-selftest-").tempdir().unwrap().keep();
     let (state, out) = (base.join("state"), base.join("out"));
     std::fs::create_dir_all(&state).unwrap();
     (state, out)

@@ -27,10 +27,13 @@ fn config() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("reliability.toml")
 }
 
+/// A path in this process's own fresh directory (never one named by the pid: pids are
+/// reused, and an earlier run's log would be read as this run's).
 fn scratch(name: &str) -> PathBuf {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let dir = std::env::temp_dir().join(format!("harness-selftest-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("scratch dir");
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    let dir =
+        DIR.get_or_init(|| tempfile::Builder::new().prefix("harness-selftest-").tempdir().expect("scratch dir").keep());
     dir.join(format!("{}-{name}", NEXT.fetch_add(1, Ordering::Relaxed)))
 }
 

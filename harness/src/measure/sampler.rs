@@ -63,3 +63,21 @@ impl Sampler {
         if elapsed >= MIN_DURATION { self.samples } else { Vec::new() }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The rule, on given durations (the selftest cannot know how long a child took on a busy
+    /// machine): a series only for tests that ran at least a second.
+    #[test]
+    fn short_tests_keep_no_series() {
+        let sampled = || {
+            let mut sampler = Sampler::new(std::process::id());
+            sampler.samples.push(ResourceSample { t: 0.0, rss_bytes: 1, cpu_percent: 0.0 });
+            sampler
+        };
+        assert!(sampled().finish(MIN_DURATION - Duration::from_millis(1)).is_empty());
+        assert_eq!(sampled().finish(MIN_DURATION).len(), 1);
+    }
+}

@@ -293,7 +293,8 @@ mod tests {
 
     #[test]
     fn unreachable_gateway_is_bounded_and_spooled() {
-        let dir = std::env::temp_dir().join(format!("spool-test-{}", std::process::id()));
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("out");
         let spool = Spool::new(&dir);
         // Port 0: nothing can listen there, the connection is refused at once.
         let options = PushOptions {
@@ -308,6 +309,5 @@ mod tests {
         assert_eq!(outcome.delivered, 0);
         assert_eq!(outcome.errors.len(), 1);
         assert_eq!(spool.pending().into_iter().map(|(_, g)| g).collect::<Vec<_>>(), [group]);
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

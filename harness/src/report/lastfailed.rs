@@ -86,12 +86,12 @@ mod tests {
 
     #[test]
     fn round_trips_and_tolerates_garbage() {
-        let dir = std::env::temp_dir().join(format!("lastfailed-test-{}", std::process::id()));
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("out");
         let cache = LastFailed { failed: ["x::y[1]"].map(String::from).into() };
         cache.save(&dir).unwrap();
         assert_eq!(LastFailed::load(&dir), cache);
         std::fs::write(dir.join(FILE_NAME), b"not json").unwrap();
         assert_eq!(LastFailed::load(&dir), LastFailed::default());
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
