@@ -42,6 +42,13 @@ pub struct Config {
     pub faults: Option<FaultPlan>,
     /// Allow a non-loopback `listen` without `auth_token` (see [`Config::check_exposure`]).
     pub allow_unauthenticated: bool,
+    /// Connections served at once; more wait in the kernel's accept queue.
+    pub max_connections: usize,
+    /// How long a connection may take to send a request's headers, and how long it may sit
+    /// idle between requests, before it is closed (slow or idle clients cannot pin a slot).
+    pub header_timeout: Duration,
+    /// How long a request body may take to arrive (408 past it).
+    pub body_timeout: Duration,
 }
 
 impl std::fmt::Debug for Config {
@@ -55,6 +62,9 @@ impl std::fmt::Debug for Config {
             .field("ledger_capacity", &self.ledger_capacity)
             .field("faults", &self.faults)
             .field("allow_unauthenticated", &self.allow_unauthenticated)
+            .field("max_connections", &self.max_connections)
+            .field("header_timeout", &self.header_timeout)
+            .field("body_timeout", &self.body_timeout)
             .finish()
     }
 }
@@ -83,12 +93,15 @@ impl Default for Config {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             max_request_bytes: 64 << 20,
-            limits: Limits { max_spans: 5_000_000, max_bytes: 4 << 30 },
+            limits: Limits::default(),
             project_header: None,
             auth_token: None,
             ledger_capacity: 100_000,
             faults: None,
             allow_unauthenticated: false,
+            max_connections: 4096,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -434,6 +447,8 @@ enum BodyError {
     TooLarge,
     /// The client went away.
     Gone,
+    /// The client did not send it within the body timeout.
+    Slow,
 }
 
 /// Reads the body at `bytes_per_second`, frame by frame.
@@ -497,14 +512,19 @@ async fn ingest_request(state: Arc<State>, request: Request<Incoming>) -> Answer
     }
 
     let mut decision = state.decide_at_arrival(header_project.as_deref());
-    let body = match &decision.action {
-        Some(Action::SlowRead { bytes_per_second }) => read_slowly(request.into_body(), limit, *bytes_per_second).await,
-        _ => match Limited::new(request.into_body(), limit as usize).collect().await {
-            Ok(body) => Ok(body.to_bytes().to_vec()),
-            Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(BodyError::TooLarge),
-            Err(_) => Err(BodyError::Gone),
-        },
+    let read = async {
+        match &decision.action {
+            Some(Action::SlowRead { bytes_per_second }) => {
+                read_slowly(request.into_body(), limit, *bytes_per_second).await
+            }
+            _ => match Limited::new(request.into_body(), limit as usize).collect().await {
+                Ok(body) => Ok(body.to_bytes().to_vec()),
+                Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(BodyError::TooLarge),
+                Err(_) => Err(BodyError::Gone),
+            },
+        }
     };
+    let body = tokio::time::timeout(state.config.body_timeout, read).await.unwrap_or(Err(BodyError::Slow));
     let body = match body {
         Ok(body) => body,
         Err(BodyError::TooLarge) => {
@@ -512,6 +532,10 @@ async fn ingest_request(state: Arc<State>, request: Request<Incoming>) -> Answer
         }
         // The client went away mid-body: nobody to answer.
         Err(BodyError::Gone) => return Err(CloseConnection),
+        Err(BodyError::Slow) => {
+            let message = format!("the body did not arrive within {:?}", state.config.body_timeout);
+            return fail(&state, entry, 408, "body_timeout", &message);
+        }
     };
     entry.bytes = body.len() as u64;
     state.telemetry.bytes(body.len() as u64);
@@ -655,22 +679,42 @@ impl Drop for RecordOnDrop {
 }
 
 /// Runs the accept loop until `shutdown` turns true.
+/// Accepts connections while fewer than `max_connections` are open; each connection must send
+/// its request headers within `header_timeout` of becoming ready for a request (which also
+/// closes connections idle that long between requests).
 pub(crate) async fn serve(listener: tokio::net::TcpListener, state: Arc<State>) {
     let mut shutdown = state.shutdown.clone();
+    let slots = Arc::new(tokio::sync::Semaphore::new(state.config.max_connections.max(1)));
     loop {
-        let (stream, _) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(conn) => conn,
-                // Out of descriptors or a transient error: keep serving the others.
-                Err(_) => { tokio::time::sleep(Duration::from_millis(5)).await; continue; }
+        let accepted = tokio::select! {
+            slot = Arc::clone(&slots).acquire_owned() => match slot {
+                Ok(slot) => tokio::select! {
+                    accepted = listener.accept() => accepted.map(|(stream, _)| (stream, slot)),
+                    _ = shutdown.changed() => return,
+                },
+                Err(_) => return,
             },
             _ = shutdown.changed() => return,
+        };
+        let (stream, slot) = match accepted {
+            Ok(conn) => conn,
+            // Out of descriptors or a transient error: keep serving the others.
+            Err(_) => {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                continue;
+            }
         };
         let state = Arc::clone(&state);
         tokio::spawn(async move {
             let io = hyper_util::rt::TokioIo::new(stream);
+            let header_timeout = state.config.header_timeout;
             let service = hyper::service::service_fn(move |request| handle(Arc::clone(&state), request));
-            let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await;
+            let _ = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(header_timeout)
+                .serve_connection(io, service)
+                .await;
+            drop(slot);
         });
     }
 }

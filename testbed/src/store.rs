@@ -13,7 +13,7 @@ use std::sync::Arc;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, any_value};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::Span;
-use prost::Message;
+
 use serde::Serialize;
 
 /// The resource attribute naming the project by default.
@@ -69,8 +69,69 @@ struct Project {
 pub struct Limits {
     /// Spans across all projects.
     pub max_spans: u64,
-    /// Encoded span bytes across all projects.
+    /// Memory the stored spans take across all projects, in heap bytes ([`memory_of`]: the
+    /// decoded spans and the store's own tables, not their encoded size).
     pub max_bytes: u64,
+}
+
+impl Default for Limits {
+    /// One million spans or 1 GiB of memory, whichever comes first: room for the suites' largest
+    /// test (100k spans of ~2 KB) many times over, on a 2-core CI machine.
+    fn default() -> Self {
+        Limits { max_spans: 1_000_000, max_bytes: 1 << 30 }
+    }
+}
+
+/// Heap bytes one stored span takes: its decoded strings, ids, attributes, events and links
+/// (by capacity, as the allocator hands them out), not counting the containers it sits in
+/// (see [`Store::store`]) or its request's resource and scope, which its batch shares.
+pub fn memory_of(span: &Span) -> u64 {
+    use opentelemetry_proto::tonic::common::v1::KeyValue;
+    use opentelemetry_proto::tonic::trace::v1::span::{Event, Link};
+    fn value(v: &AnyValue) -> usize {
+        match &v.value {
+            Some(any_value::Value::StringValue(s)) => s.capacity(),
+            Some(any_value::Value::BytesValue(b)) => b.capacity(),
+            Some(any_value::Value::ArrayValue(a)) => {
+                a.values.capacity() * std::mem::size_of::<AnyValue>() + a.values.iter().map(value).sum::<usize>()
+            }
+            Some(any_value::Value::KvlistValue(l)) => attributes(&l.values),
+            _ => 0,
+        }
+    }
+    fn attributes(list: &Vec<KeyValue>) -> usize {
+        list.capacity() * std::mem::size_of::<KeyValue>()
+            + list.iter().map(|kv| kv.key.capacity() + kv.value.as_ref().map_or(0, value)).sum::<usize>()
+    }
+    let events = span.events.capacity() * std::mem::size_of::<Event>()
+        + span.events.iter().map(|e| e.name.capacity() + attributes(&e.attributes)).sum::<usize>();
+    let links = span.links.capacity() * std::mem::size_of::<Link>()
+        + span
+            .links
+            .iter()
+            .map(|l| {
+                l.trace_id.capacity() + l.span_id.capacity() + l.trace_state.capacity() + attributes(&l.attributes)
+            })
+            .sum::<usize>();
+    let status = span.status.as_ref().map_or(0, |s| s.message.capacity());
+    let own = span.name.capacity()
+        + span.trace_id.capacity()
+        + span.span_id.capacity()
+        + span.parent_span_id.capacity()
+        + span.trace_state.capacity();
+    (own + attributes(&span.attributes) + events + links + status) as u64
+}
+
+/// What one more entry in a project's span list and index costs, beside the span's own heap.
+const ENTRY_BYTES: u64 =
+    (std::mem::size_of::<StoredSpan>() + std::mem::size_of::<(([u8; 16], [u8; 8]), usize)>() + 1) as u64;
+
+/// Heap bytes of a project's span list and index (by capacity).
+fn container_bytes(project: &Project) -> u64 {
+    let list = project.spans.capacity() * std::mem::size_of::<StoredSpan>();
+    // hashbrown: one control byte per bucket beside each bucket's entry.
+    let index = project.index.capacity() * (std::mem::size_of::<(([u8; 16], [u8; 8]), usize)>() + 1);
+    (list + index) as u64
 }
 
 /// The store.
@@ -148,7 +209,7 @@ impl Store {
             for s in &batch.spans {
                 if project.is_none_or(|p| !p.index.contains_key(&key(&s.span))) {
                     spans += 1;
-                    bytes += s.span.encoded_len() as u64;
+                    bytes += memory_of(&s.span) + ENTRY_BYTES;
                 }
             }
         }
@@ -167,9 +228,13 @@ impl Store {
                     done.duplicates += 1;
                     continue;
                 }
-                let size = span.span.encoded_len() as u64;
+                // The span's own heap, plus what the list and the index grow by (by capacity:
+                // a doubling is counted when it happens).
+                let before = container_bytes(project);
+                let own = memory_of(&span.span);
                 project.index.insert(k, project.spans.len());
                 project.spans.push(span);
+                let size = own + container_bytes(project) - before;
                 project.stats.accepted += 1;
                 project.bytes += size;
                 self.spans += 1;

@@ -3,6 +3,8 @@
 //! always the right client error or a success, never a 5xx, never a crash. And 1,000
 //! concurrent connections are all served.
 
+#![expect(clippy::unwrap_used, reason = "test helpers: a panic is the failure report")]
+
 mod common;
 
 use std::io::Write;
@@ -182,4 +184,80 @@ fn a_thousand_concurrent_connections_are_served() {
     assert_eq!(stats["requests"], 1000);
     assert_eq!(stats["received"], 2000);
     common::assert_accounted(&stats);
+}
+
+/// Raises this process's open-file limit to what `needed` connections (both ends) take.
+fn allow_open_files(needed: u64) {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
+    let want = (needed + 256).min(hard);
+    if soft < want {
+        setrlimit(Resource::RLIMIT_NOFILE, want, hard).unwrap();
+    }
+    assert!(want >= needed, "the hard limit on open files ({hard}) is below the {needed} this test needs");
+}
+
+/// Waits (liveness bound 60 s) until the server closes `stream`.
+fn closed_by_server(stream: &mut std::net::TcpStream) -> bool {
+    use std::io::Read;
+    stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let mut buf = [0u8; 256];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return true,
+            // An answer (408/400) before the close is fine; keep reading to the end.
+            Ok(_) => continue,
+            Err(e) => return e.kind() == std::io::ErrorKind::ConnectionReset,
+        }
+    }
+}
+
+/// 1,000 idle connections and 1,000 sending their headers a byte at a time hold 2,000 of the
+/// server's slots; a normal request is still served. Then the header timeout closes every one.
+#[test]
+fn idle_and_slow_connections_do_not_block_a_normal_request() {
+    allow_open_files(2 * 2_100);
+    let config = Config { header_timeout: Duration::from_secs(2), ..Config::default() };
+    let backend = Backend::start(config).unwrap();
+    let addr = backend.base_url().trim_start_matches("http://").to_string();
+    let mut held = Vec::new();
+    for i in 0..2_000 {
+        let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+        if i % 2 == 1 {
+            stream.write_all(b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Le").unwrap();
+        }
+        held.push(stream);
+    }
+    let started = std::time::Instant::now();
+    let answer = post(
+        &backend.traces_url(),
+        &[PROTOBUF],
+        &protobuf(&request("beside-2000", 1, 5)),
+        Some(Duration::from_secs(30)),
+    )
+    .unwrap();
+    println!("a normal request beside 2,000 held connections: {:?}", started.elapsed());
+    assert_eq!(answer.status, 200);
+    let closed = held.iter_mut().map(closed_by_server).filter(|closed| *closed).count();
+    assert_eq!(closed, 2_000, "the header timeout closes idle and slow connections");
+}
+
+/// With every slot taken by idle connections, a new request waits in the accept queue; the
+/// header timeout frees the slots and it is served. (The cap holds: the idle ones are closed
+/// by the server, not by the client.)
+#[test]
+fn a_full_server_frees_slots_held_by_idle_connections() {
+    let config = Config { max_connections: 4, header_timeout: Duration::from_secs(1), ..Config::default() };
+    let backend = Backend::start(config).unwrap();
+    let addr = backend.base_url().trim_start_matches("http://").to_string();
+    let mut idle: Vec<_> = (0..4).map(|_| std::net::TcpStream::connect(&addr).unwrap()).collect();
+    let answer = post(
+        &backend.traces_url(),
+        &[PROTOBUF],
+        &protobuf(&request("after-idle", 1, 3)),
+        Some(Duration::from_secs(60)),
+    )
+    .unwrap();
+    assert_eq!(answer.status, 200);
+    assert!(idle.iter_mut().all(closed_by_server), "every idle connection was closed by the server");
 }
