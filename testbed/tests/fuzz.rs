@@ -9,6 +9,8 @@
 
 mod common;
 
+use common::Rng;
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -16,18 +18,13 @@ use common::{protobuf, request};
 use testbed::ingest::{self, Encoding};
 use testbed::{Backend, Config, FaultPlan};
 
-/// SplitMix64, so a failure replays from its case number.
-struct Rng(u64);
+/// Draws beyond `common::Rng`'s.
+trait Draw {
+    fn below(&mut self, n: u64) -> u64;
+    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T;
+}
 
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
+impl Draw for Rng {
     fn below(&mut self, n: u64) -> u64 {
         self.next() % n.max(1)
     }

@@ -7,29 +7,14 @@
 
 mod common;
 
+use common::Rng;
+
 use std::io::Write;
 use std::time::Duration;
 
 use common::{JSON, PROTOBUF, post, protobuf, request};
 use testbed::ingest::{self, Encoding};
 use testbed::{Backend, Config};
-
-/// SplitMix64, so failures replay from the printed seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.next() as u8).collect()
-    }
-}
 
 /// In-process: the decoder never panics and classifies every input.
 #[test]

@@ -54,14 +54,16 @@ fn main() -> Result<(), String> {
     let suite_alloc = sibling("many-suite-alloc")?;
     let scratch = std::env::temp_dir().join(format!("overhead-bench-{}", std::process::id()));
     let threads = "2";
-    let harness = |args: &'static [&'static str]| {
-        let (suite, scratch) = (suite.clone(), scratch.clone());
+    // A command factory for one of the suite binaries with `args`.
+    let binary = |path: &PathBuf, args: &'static [&'static str]| {
+        let (path, scratch) = (path.clone(), scratch.clone());
         move || {
-            let mut cmd = Command::new(&suite);
+            let mut cmd = Command::new(&path);
             cmd.args(args).args(["--test-threads", threads]).env("RELIABILITY_OUTPUT_DIR", &scratch);
             cmd
         }
     };
+    let harness = |args: &'static [&'static str]| binary(&suite, args);
     let startup = time("start-up (nothing selected)", harness(&["no_such_test"]))?;
     let thread = time("thread isolation", harness(&[THOUSAND, "--isolation", "thread"]))?;
     let process = time("process isolation", harness(&[THOUSAND, "--isolation", "process"]))?;
@@ -85,14 +87,7 @@ fn main() -> Result<(), String> {
     // The metrics layer: 10,000 tests, interleaved so drift hits every configuration alike. The
     // fastest run of each is compared: noise on a shared machine only ever adds time, so the
     // minimum is the best estimate of what each configuration costs.
-    let with_alloc = |args: &'static [&'static str]| {
-        let (suite, scratch) = (suite_alloc.clone(), scratch.clone());
-        move || {
-            let mut cmd = Command::new(&suite);
-            cmd.args(args).args(["--test-threads", threads]).env("RELIABILITY_OUTPUT_DIR", &scratch);
-            cmd
-        }
-    };
+    let with_alloc = |args: &'static [&'static str]| binary(&suite_alloc, args);
     let (mut bare, mut on, mut on_alloc) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..15 {
         bare.push(time("bare (no allocator, metrics off)", harness(&["--isolation", "thread", "--no-metrics"]))?);

@@ -268,23 +268,10 @@ fn sigterm_kills_children_and_still_writes_the_report() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !state.join("stall_process-pid").exists() {
-        assert!(Instant::now() < deadline, "the stalling test never started");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    started(&state, &["stall_process-pid"]);
     let status = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
     assert!(status.success());
-    let started = Instant::now();
-    let code = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status.code();
-        }
-        // A liveness bound, far above the harness's own kill-and-report path.
-        assert!(started.elapsed() < Duration::from_secs(60), "the run did not stop after SIGTERM");
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    assert_eq!(code, Some(130));
+    assert_eq!(exit_within_a_minute(&mut child), Some(130));
     let run = Run { code: 130, pid: child.id(), stdout: String::new(), state, out };
     let outcomes = run.outcomes();
     assert_eq!(outcomes["stall_process"]["outcome"]["kind"], "not_run");
@@ -329,17 +316,7 @@ fn run_with_stuck_setups(args: &[&str]) -> Run {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let code = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status.code().unwrap_or(-1);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("the run did not end: a wait is unbounded");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let code = exit_within_a_minute(&mut child).unwrap_or(-1);
     Run { code, pid: child.id(), stdout: String::new(), state, out }
 }
 
@@ -375,16 +352,40 @@ fn alive(pid: &str) -> bool {
     }
 }
 
-/// Waits (liveness bound 60 s) until `pid` is gone.
-fn gone_within_a_minute(pid: &str) -> bool {
+/// Polls `done` until it holds; false past the liveness bound (far above anything the
+/// harness itself waits for, so only a real hang reaches it).
+fn within_a_minute(mut done: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + Duration::from_secs(60);
-    while alive(pid) {
+    while !done() {
         if Instant::now() > deadline {
             return false;
         }
         std::thread::sleep(Duration::from_millis(20));
     }
     true
+}
+
+/// Waits until `pid` is gone.
+fn gone_within_a_minute(pid: &str) -> bool {
+    within_a_minute(|| !alive(pid))
+}
+
+/// Waits until the stalling tests named in `files` (`<test>-pid`) have started.
+fn started(state: &Path, files: &[&str]) {
+    assert!(within_a_minute(|| files.iter().all(|f| state.join(f).exists())), "{files:?} never started");
+}
+
+/// Waits for `child` to exit; its exit code. Kills it and fails past the bound.
+fn exit_within_a_minute(child: &mut std::process::Child) -> Option<i32> {
+    let mut status = None;
+    if !within_a_minute(|| {
+        status = child.try_wait().unwrap();
+        status.is_some()
+    }) {
+        let _ = child.kill();
+        panic!("the run did not exit: a wait is unbounded");
+    }
+    status.and_then(|s| s.code())
 }
 
 /// SIGKILL runs no code of the parent's: the children die anyway, because each asked the
@@ -398,31 +399,12 @@ fn a_killed_parent_leaves_no_test_process_behind() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !state.join("stall_process-pid").exists() {
-        assert!(Instant::now() < deadline, "the stalling test never started");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    started(&state, &["stall_process-pid"]);
     let pid = Run { code: 0, pid: 0, stdout: String::new(), state, out }.lines("stall_process-pid")[0].clone();
     assert!(alive(&pid));
     parent.kill().unwrap();
     parent.wait().unwrap();
     assert!(gone_within_a_minute(&pid), "test process {pid} survived its parent's SIGKILL");
-}
-
-/// Waits (liveness bound 60 s) for `child` to exit; its exit code.
-fn exit_within_a_minute(child: &mut std::process::Child) -> Option<i32> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status.code();
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("the run did not exit");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// A run stuck in a thread-isolated test ignores the first Ctrl-C's stop (the thread cannot be
@@ -436,12 +418,8 @@ fn a_second_interrupt_ends_a_run_stuck_in_a_thread_test() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
+    started(&state, &["stall_process-pid", "stall_thread-pid"]);
     let run = Run { code: 0, pid: parent.id(), stdout: String::new(), state, out };
-    while run.lines("stall_process-pid").is_empty() || run.lines("stall_thread-pid").is_empty() {
-        assert!(Instant::now() < deadline, "the stalling tests never started");
-        std::thread::sleep(Duration::from_millis(20));
-    }
     let child = run.lines("stall_process-pid")[0].clone();
     let pid = run.pid.to_string();
     assert!(Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
