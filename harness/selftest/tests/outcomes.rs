@@ -262,12 +262,7 @@ fn durations_lists_the_slowest_phases() {
 #[test]
 fn sigterm_kills_children_and_still_writes_the_report() {
     let (state, out) = fresh_dirs();
-    let mut child = command(&["-k", "stall_process"], &state, &out)
-        .env("OUTCOME_STALL", "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = stalling(&["-k", "stall_process"], &state, &out);
     started(&state, &["stall_process-pid"]);
     let status = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
     assert!(status.success());
@@ -343,6 +338,11 @@ fn a_stuck_shared_setup_in_the_parent_still_ends_the_run() {
     assert!(kind == "error" || kind == "timed_out", "{kind}");
 }
 
+/// Starts a run of `args` in which the stall tests stall (`OUTCOME_STALL=1`).
+fn stalling(args: &[&str], state: &Path, out: &Path) -> std::process::Child {
+    command(args, state, out).env("OUTCOME_STALL", "1").stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap()
+}
+
 /// Whether `pid` is still a running process (a zombie waiting for a reaper is not).
 fn alive(pid: &str) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
@@ -393,12 +393,7 @@ fn exit_within_a_minute(child: &mut std::process::Child) -> Option<i32> {
 #[test]
 fn a_killed_parent_leaves_no_test_process_behind() {
     let (state, out) = fresh_dirs();
-    let mut parent = command(&["-k", "stall_process"], &state, &out)
-        .env("OUTCOME_STALL", "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut parent = stalling(&["-k", "stall_process"], &state, &out);
     started(&state, &["stall_process-pid"]);
     let pid = Run { code: 0, pid: 0, stdout: String::new(), state, out }.lines("stall_process-pid")[0].clone();
     assert!(alive(&pid));
@@ -412,12 +407,7 @@ fn a_killed_parent_leaves_no_test_process_behind() {
 #[test]
 fn a_second_interrupt_ends_a_run_stuck_in_a_thread_test() {
     let (state, out) = fresh_dirs();
-    let mut parent = command(&["-k", "stall_", "--test-threads", "2"], &state, &out)
-        .env("OUTCOME_STALL", "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut parent = stalling(&["-k", "stall_", "--test-threads", "2"], &state, &out);
     started(&state, &["stall_process-pid", "stall_thread-pid"]);
     let run = Run { code: 0, pid: parent.id(), stdout: String::new(), state, out };
     let child = run.lines("stall_process-pid")[0].clone();
