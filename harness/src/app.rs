@@ -212,6 +212,7 @@ pub fn run(tests: Vec<TestCase>, args: Vec<OsString>, env: &dyn Fn(&str) -> Opti
                         outcome: Outcome::Skipped { reason: Decision::gate_reason(missing) },
                         attempts: Vec::new(),
                         output: String::new(),
+                        output_bytes: 0,
                         isolation: ctx.isolation_of(test).label().to_string(),
                     });
                 }

@@ -9,8 +9,17 @@ pub(crate) fn write_file(path: &Path, bytes: &[u8]) -> Result<(), String> {
         std::fs::create_dir_all(parent).map_err(|e| format!("failed to create {}: {e}", parent.display()))?;
     }
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&tmp, bytes).map_err(|e| format!("failed to write {}: {e}", tmp.display()))?;
-    std::fs::rename(&tmp, path).map_err(|e| format!("failed to move {} to {}: {e}", tmp.display(), path.display()))
+    // A failed write (a full disk) leaves no half-written file behind.
+    let written = std::fs::write(&tmp, bytes)
+        .map_err(|e| format!("failed to write {}: {e}", tmp.display()))
+        .and_then(|()| {
+            std::fs::rename(&tmp, path)
+                .map_err(|e| format!("failed to move {} to {}: {e}", tmp.display(), path.display()))
+        });
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }
 
 /// Where reports and caches go: `RELIABILITY_OUTPUT_DIR`, else `reliability/` in the cargo

@@ -173,6 +173,10 @@ pub struct TestReport {
     pub attempts: Vec<Attempt>,
     /// Captured output of the last attempt (process mode; empty with `--nocapture`).
     pub output: String,
+    /// How many bytes the last attempt printed in all, counted as the parent read them (process
+    /// mode; 0 in thread mode). More than `output` holds when that was cut to its ends.
+    #[serde(default)]
+    pub output_bytes: u64,
     /// `process` or `thread`.
     pub isolation: String,
 }

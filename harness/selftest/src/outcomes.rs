@@ -300,13 +300,20 @@ mod outcomes {
             use std::io::Write;
             let line = [b'x'; 1023];
             let mut out = std::io::stdout().lock();
-            out.write_all(b"first line\n").expect("stdout");
+            let mut printed = 0u64;
+            let mut print = |bytes: &[u8]| {
+                out.write_all(bytes).expect("stdout");
+                printed += bytes.len() as u64;
+            };
+            print(b"first line\n");
             for _ in 0..(1 << 20) {
-                out.write_all(&line).expect("stdout");
-                out.write_all(b"\n").expect("stdout");
+                print(&line);
+                print(b"\n");
             }
-            out.write_all(b"last line\n").expect("stdout");
+            print(b"last line\n");
             drop(out);
+            // Counted where it was printed, so the parent's count can be checked against it.
+            append("gigabyte-printed", &printed.to_string());
             panic!("printed a gigabyte");
         }
     }

@@ -111,6 +111,7 @@ mod tests {
             outcome,
             attempts: attempts.into_iter().map(Attempt::bare).collect(),
             output: "some output".into(),
+            output_bytes: 11,
             isolation: "process".into(),
         }
     }

@@ -65,6 +65,7 @@ mod tests {
             outcome,
             attempts: vec![],
             output: String::new(),
+            output_bytes: 0,
             isolation: "thread".into(),
         }
     }

@@ -209,6 +209,7 @@ mod tests {
                 outcome: Outcome::Passed,
                 attempts: vec![attempt.clone()],
                 output: String::new(),
+                output_bytes: 0,
                 isolation: "process".into(),
             },
             TestReport {
@@ -217,6 +218,7 @@ mod tests {
                 outcome: Outcome::Failed { message: "x".into() },
                 attempts: vec![attempt],
                 output: String::new(),
+                output_bytes: 0,
                 isolation: "process".into(),
             },
         ];

@@ -3,20 +3,18 @@
 //! The parent re-runs its own executable as `<exe> NAME --exact` with `RELIABILITY_CHILD` set
 //! to a result file. The child (see [`child_main`]) runs that one test in-process — fixtures,
 //! body, teardown of every scope — writes its [`Attempt`] as JSON and exits 0. Its stdout and
-//! stderr go to one file, so their interleaving is kept and a hang still leaves partial
-//! output. The parent owns the clock: past the timeout it kills the child's process group.
+//! stderr go to one pipe the parent reads within fixed bounds ([`crate::run::capture`]), so
+//! their interleaving is kept and a hang still leaves partial output. The parent owns the clock: past the timeout it kills the child's process group.
 //! A child that leaves no result died: the cause (signal, exit code) is named, with a hint
 //! for stack overflows and allocation failures.
 //!
 //! Children run in their own process group, so a terminal's Ctrl-C reaches only the parent,
 //! which then kills them and still writes its summary.
 
-use std::io::{Read, Write};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::config::Config;
@@ -24,6 +22,7 @@ use crate::fixture::Shared;
 use crate::measure::sampler::Sampler;
 use crate::outcome::{Attempt, Outcome, Phases};
 use crate::registry::TestCase;
+use crate::run::capture::{Capture, Captured, Stream};
 use crate::run::execute::{Teardown, execute};
 use crate::run::share::{self, SHARE_SOCKET_ENV};
 
@@ -57,7 +56,7 @@ pub(crate) struct ChildSpec<'a> {
 #[derive(Debug)]
 pub(crate) struct ChildRun {
     pub(crate) attempt: Attempt,
-    pub(crate) output: String,
+    pub(crate) output: Captured,
 }
 
 fn scratch_files(dir: &Path) -> (PathBuf, PathBuf) {
@@ -68,7 +67,10 @@ fn scratch_files(dir: &Path) -> (PathBuf, PathBuf) {
 }
 
 fn failed_to(what: &str, err: impl std::fmt::Display) -> ChildRun {
-    ChildRun { attempt: Attempt::bare(Outcome::Error { message: format!("{what}: {err}") }), output: String::new() }
+    ChildRun {
+        attempt: Attempt::bare(Outcome::Error { message: format!("{what}: {err}") }),
+        output: Captured::default(),
+    }
 }
 
 fn kill_group(pid: u32) {
@@ -100,17 +102,13 @@ fn die_with_parent(cmd: &mut Command) {
     }
 }
 
-/// Runs one attempt of `spec.test` in a child process.
-pub(crate) fn run_child(spec: &ChildSpec<'_>) -> ChildRun {
-    let (result_path, output_path) = scratch_files(spec.scratch);
-    let exe = match std::env::current_exe() {
-        Ok(exe) => exe,
-        Err(err) => return failed_to("failed to find the test executable", err),
-    };
+/// The command that runs `spec.test` alone in a child, writing its result to `result_path`.
+fn child_command(spec: &ChildSpec<'_>, result_path: &Path) -> Result<Command, Box<ChildRun>> {
+    let exe = std::env::current_exe().map_err(|err| Box::new(failed_to("failed to find the test executable", err)))?;
     let mut cmd = Command::new(exe);
     cmd.arg(&spec.test.name)
         .arg("--exact")
-        .env(CHILD_ENV, &result_path)
+        .env(CHILD_ENV, result_path)
         .env_remove(MEMORY_ENV)
         .stdin(Stdio::null())
         .process_group(0);
@@ -132,40 +130,101 @@ pub(crate) fn run_child(spec: &ChildSpec<'_>) -> ChildRun {
     if !crate::measure::enabled() {
         cmd.env(NO_METRICS_ENV, "1");
     }
-    if spec.nocapture {
-        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-    } else {
-        let file = match std::fs::File::create(&output_path) {
-            Ok(file) => file,
-            Err(err) => return failed_to(&format!("failed to create {}", output_path.display()), err),
-        };
-        match file.try_clone() {
-            Ok(clone) => cmd.stdout(clone).stderr(file),
-            Err(err) => return failed_to("failed to share the output file", err),
-        };
+    Ok(cmd)
+}
+
+/// A pipe as two files: (read end, write end). Close-on-exec, so a child started beside this
+/// one (tests run in parallel) cannot hold its write end open; the child's own copies, made
+/// by dup2 onto its stdout and stderr, stay open.
+fn pipe() -> std::io::Result<(std::fs::File, std::fs::File)> {
+    let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(std::io::Error::from)?;
+    Ok((read.into(), write.into()))
+}
+
+/// Points the child's stdout and stderr at pipes and returns their read ends: one pipe for
+/// both when captured (their interleaving is kept), one each with `--nocapture`, echoed to the
+/// parent's own stdout and stderr.
+fn pipe_output(cmd: &mut Command, nocapture: bool) -> std::io::Result<Vec<Stream>> {
+    if nocapture {
+        let (out_r, out_w) = pipe()?;
+        let (err_r, err_w) = pipe()?;
+        cmd.stdout(out_w).stderr(err_w);
+        return Ok(vec![
+            (Box::new(out_r), Some(Box::new(std::io::stdout()))),
+            (Box::new(err_r), Some(Box::new(std::io::stderr()))),
+        ]);
     }
+    let (reader, writer) = pipe()?;
+    cmd.stdout(writer.try_clone()?).stderr(writer);
+    Ok(vec![(Box::new(reader), None)])
+}
+
+/// Runs one attempt of `spec.test` in a child process.
+pub(crate) fn run_child(spec: &ChildSpec<'_>) -> ChildRun {
+    let (result_path, output_path) = scratch_files(spec.scratch);
+    let mut cmd = match child_command(spec, &result_path) {
+        Ok(cmd) => cmd,
+        Err(failed) => return *failed,
+    };
+    let streams = match pipe_output(&mut cmd, spec.nocapture) {
+        Ok(streams) => streams,
+        Err(err) => return failed_to("failed to make a pipe for the test's output", err),
+    };
+    let capture = match Capture::start(streams, (!spec.nocapture).then_some(output_path.as_path())) {
+        Ok(capture) => capture,
+        Err(err) => return failed_to("failed to capture the test's output", err),
+    };
     let started = Instant::now();
-    let mut child = match cmd.spawn() {
+    let spawned = cmd.spawn();
+    // The command holds the pipes' write ends: only the child may keep them open.
+    drop(cmd);
+    let child = match spawned {
         Ok(child) => child,
-        Err(err) => return failed_to("failed to start the test process", err),
+        Err(err) => {
+            capture.finish(spec.scratch, &spec.test.name);
+            return failed_to("failed to start the test process", err);
+        }
     };
     let pid = child.id();
     let group = i32::try_from(pid).unwrap_or(0);
     crate::run::signals::child_started(group);
-    // --nocapture: stream the child's output as it comes, keeping a tail to diagnose a crash.
-    let tail = Arc::new(Mutex::new(Vec::new()));
-    let tees: Vec<_> = [
-        child.stdout.take().map(|out| tee(out, std::io::stdout(), Arc::clone(&tail))),
-        child.stderr.take().map(|err| tee(err, std::io::stderr(), Arc::clone(&tail))),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
+    let (ended, status, series) = supervise(spec, child, started);
+    let elapsed = started.elapsed();
+    // The test may have left its own children behind in the group.
+    kill_group(pid);
+    crate::run::signals::child_ended(group);
+    let captured = capture.finish(spec.scratch, &spec.test.name);
+
+    let result = std::fs::read(&result_path).ok().and_then(|bytes| serde_json::from_slice::<Attempt>(&bytes).ok());
+    let _ = std::fs::remove_file(&result_path);
+
+    let died = |outcome| Attempt { phases: Phases { call: elapsed, ..Phases::default() }, ..Attempt::bare(outcome) };
+    let mut attempt = match (ended, result, status) {
+        (Some(outcome), _, _) => died(outcome),
+        (None, Some(attempt), _) => attempt,
+        (None, None, Ok(status)) => {
+            died(Outcome::Crashed { cause: crash_cause(status, &captured.text, spec.test.settings.memory_limit_mb) })
+        }
+        (None, None, Err(err)) => failed_to("failed to wait for the test process", err).attempt,
+    };
+    attempt.measurements.series = series;
+    // Streamed output is not repeated in the report; its tail still explained a crash.
+    let output = if spec.nocapture { Captured { text: String::new(), ..captured } } else { captured };
+    ChildRun { attempt, output }
+}
+
+/// Waits for the child, sampling it, and kills its group on a timeout or an interrupt.
+/// Returns the outcome that ended it early (if one did), its exit status and the samples.
+fn supervise(
+    spec: &ChildSpec<'_>,
+    mut child: std::process::Child,
+    started: Instant,
+) -> (Option<Outcome>, std::io::Result<ExitStatus>, Vec<crate::measure::ResourceSample>) {
+    let pid = child.id();
     let (tx, rx) = std::sync::mpsc::channel();
     let waiter = std::thread::spawn(move || {
         let _ = tx.send(child.wait());
     });
-
     let mut sampler = Sampler::new(pid);
     let mut ended: Option<Outcome> = None;
     let status = loop {
@@ -194,97 +253,7 @@ pub(crate) fn run_child(spec: &ChildSpec<'_>) -> ChildRun {
         }
     };
     let _ = waiter.join();
-    let elapsed = started.elapsed();
-    // The test may have left its own children behind in the group.
-    kill_group(pid);
-    crate::run::signals::child_ended(group);
-    for tee in tees {
-        let _ = tee.join();
-    }
-
-    // Streamed output is not repeated in the report; its tail still explains a crash.
-    let (output, diagnosis) = if spec.nocapture {
-        let tail = tail.lock().unwrap_or_else(PoisonError::into_inner);
-        (String::new(), String::from_utf8_lossy(&tail).into_owned())
-    } else {
-        let output = read_bounded(&output_path, spec.scratch, &spec.test.name);
-        (output.clone(), output)
-    };
-    let result = std::fs::read(&result_path).ok().and_then(|bytes| serde_json::from_slice::<Attempt>(&bytes).ok());
-    let _ = std::fs::remove_file(&result_path);
-    let _ = std::fs::remove_file(&output_path);
-
-    let died = |outcome| Attempt { phases: Phases { call: elapsed, ..Phases::default() }, ..Attempt::bare(outcome) };
-    let mut attempt = match (ended, result, status) {
-        (Some(outcome), _, _) => died(outcome),
-        (None, Some(attempt), _) => attempt,
-        (None, None, Ok(status)) => {
-            died(Outcome::Crashed { cause: crash_cause(status, &diagnosis, spec.test.settings.memory_limit_mb) })
-        }
-        (None, None, Err(err)) => failed_to("failed to wait for the test process", err).attempt,
-    };
-    attempt.measurements.series = sampler.finish(elapsed);
-    ChildRun { attempt, output }
-}
-
-/// How much of a streamed child's output is kept to diagnose a crash.
-const TAIL_BYTES: usize = 64 * 1024;
-
-/// Copies `from` to `to` as it arrives, keeping the last [`TAIL_BYTES`] in `tail`.
-fn tee(
-    mut from: impl Read + Send + 'static,
-    mut to: impl Write + Send + 'static,
-    tail: Arc<Mutex<Vec<u8>>>,
-) -> std::thread::JoinHandle<()> {
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 8192];
-        while let Ok(n) = from.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            let _ = to.write_all(&buf[..n]);
-            let _ = to.flush();
-            let mut tail = tail.lock().unwrap_or_else(PoisonError::into_inner);
-            tail.extend_from_slice(&buf[..n]);
-            let excess = tail.len().saturating_sub(TAIL_BYTES);
-            tail.drain(..excess);
-        }
-    })
-}
-
-/// How much of a child's captured output is kept in memory and in the reports: this much from
-/// the start and this much from the end.
-pub(crate) const OUTPUT_KEPT: u64 = 64 * 1024;
-
-/// A child's output, whole when it is at most 2 × [`OUTPUT_KEPT`]; otherwise its head and tail
-/// around a marker that says how much was left out and where the whole file was kept
-/// (`<scratch>/<test>.output`). Never reads more than it keeps.
-fn read_bounded(path: &Path, scratch: &Path, test: &str) -> String {
-    use std::io::{Seek, SeekFrom};
-    let Ok(mut file) = std::fs::File::open(path) else { return String::new() };
-    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
-    let whole = size <= 2 * OUTPUT_KEPT;
-    let mut head = Vec::new();
-    let _ = (&mut file).take(if whole { size } else { OUTPUT_KEPT }).read_to_end(&mut head);
-    if whole {
-        return String::from_utf8_lossy(&head).into_owned();
-    }
-    let mut tail = Vec::new();
-    if file.seek(SeekFrom::End(-(OUTPUT_KEPT as i64))).is_ok() {
-        let _ = file.take(OUTPUT_KEPT).read_to_end(&mut tail);
-    }
-    let slug: String = test.chars().map(|c| if c.is_alphanumeric() { c } else { '_' }).collect();
-    let kept = scratch.join(format!("{slug}.output"));
-    let place = match std::fs::rename(path, &kept) {
-        Ok(()) => format!("the whole output is in {}", kept.display()),
-        Err(_) => "the whole output could not be kept".to_string(),
-    };
-    format!(
-        "{}\n[... {} bytes of output left out; {place} ...]\n{}",
-        String::from_utf8_lossy(&head),
-        size - head.len() as u64 - tail.len() as u64,
-        String::from_utf8_lossy(&tail)
-    )
+    (ended, status, sampler.finish(started.elapsed()))
 }
 
 /// Names why a child died without a result.

@@ -23,6 +23,7 @@ use crate::config::options::RunOptions;
 use crate::fixture::Shared;
 use crate::outcome::{Attempt, Outcome, TestReport};
 use crate::registry::{Isolation, TestCase};
+use crate::run::capture::Captured;
 use crate::run::execute::{Teardown, execute_with_timeout};
 use crate::run::isolate::{ChildSpec, run_child};
 
@@ -128,10 +129,10 @@ impl RunCtx {
             .then(|| format!("stopped after {maxfail} failure(s) (--maxfail)"))
     }
 
-    fn attempt(&self, test: &TestCase, isolation: Isolation, timeout: Option<Duration>) -> (Attempt, String) {
+    fn attempt(&self, test: &TestCase, isolation: Isolation, timeout: Option<Duration>) -> (Attempt, Captured) {
         match isolation {
             Isolation::Thread => {
-                (execute_with_timeout(test, &self.shared, Teardown::default(), timeout), String::new())
+                (execute_with_timeout(test, &self.shared, Teardown::default(), timeout), Captured::default())
             }
             Isolation::Process => {
                 let spec = ChildSpec {
@@ -154,7 +155,7 @@ impl RunCtx {
     pub(crate) fn run_test(&self, test: &TestCase) -> Result<Completion, Failed> {
         let isolation = self.isolation_of(test);
         let (attempts, output) = match self.stop_reason() {
-            Some(reason) => (vec![not_run(reason)], String::new()),
+            Some(reason) => (vec![not_run(reason)], Captured::default()),
             None => self.run_attempts(test, isolation),
         };
         let mut outcome = final_outcome(&attempts);
@@ -169,7 +170,8 @@ impl RunCtx {
             markers: test.markers.iter().map(|m| m.to_string()).collect(),
             outcome: outcome.clone(),
             attempts,
-            output,
+            output: output.text,
+            output_bytes: output.bytes,
             isolation: isolation.label().to_string(),
         };
         let message = failure_message(&report);
@@ -181,13 +183,13 @@ impl RunCtx {
         }
     }
 
-    fn run_attempts(&self, test: &TestCase, isolation: Isolation) -> (Vec<Attempt>, String) {
+    fn run_attempts(&self, test: &TestCase, isolation: Isolation) -> (Vec<Attempt>, Captured) {
         let serial = test.settings.serial.unwrap_or_else(|| test.has_marker("slow"));
         let weight = if serial { u32::MAX } else { test.settings.threads.unwrap_or(1) };
         let _slots = self.slots.acquire(weight);
         // The run may have been stopped while this test waited for its slots.
         if let Some(reason) = self.stop_reason() {
-            return (vec![not_run(reason)], String::new());
+            return (vec![not_run(reason)], Captured::default());
         }
         let retries = test.settings.retries.unwrap_or(self.options.reruns);
         let timeout = test.settings.timeout.and_then(|s| Duration::try_from_secs_f64(s).ok()).or(self.options.timeout);
