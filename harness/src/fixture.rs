@@ -405,14 +405,14 @@ impl<'a> Setup<'a> {
             let cycle: Vec<&str> = self.stack[pos..].iter().map(|(_, n, _)| *n).chain([name]).collect();
             return Err(self.fail(format!("fixture cycle: {}", cycle.join(" -> "))));
         }
-        if let Some((_, requester, scope)) = self.stack.last() {
-            if T::SCOPE < *scope {
-                return Err(self.fail(format!(
-                    "{scope:?}-scoped fixture {requester} requested {:?}-scoped fixture {name}; \
+        if let Some((_, requester, scope)) = self.stack.last()
+            && T::SCOPE < *scope
+        {
+            return Err(self.fail(format!(
+                "{scope:?}-scoped fixture {requester} requested {:?}-scoped fixture {name}; \
                      a fixture may only use fixtures of the same or a wider scope",
-                    T::SCOPE
-                )));
-            }
+                T::SCOPE
+            )));
         }
         if let (true, Some(provider)) = (is_shared::<T>(), &self.shared.provider) {
             let adopted = provider(std::any::type_name::<T>())

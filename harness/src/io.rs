@@ -10,9 +10,8 @@ pub(crate) fn write_file(path: &Path, bytes: &[u8]) -> Result<(), String> {
     }
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
     // A failed write (a full disk) leaves no half-written file behind.
-    let written = std::fs::write(&tmp, bytes)
-        .map_err(|e| format!("failed to write {}: {e}", tmp.display()))
-        .and_then(|()| {
+    let written =
+        std::fs::write(&tmp, bytes).map_err(|e| format!("failed to write {}: {e}", tmp.display())).and_then(|()| {
             std::fs::rename(&tmp, path)
                 .map_err(|e| format!("failed to move {} to {}: {e}", tmp.display(), path.display()))
         });

@@ -490,10 +490,10 @@ impl<E: SpanExporter> SpanExporter for CountingExporter<E> {
         self.counters.in_export.fetch_add(n, Ordering::SeqCst);
         let started = std::time::Instant::now();
         let result = self.inner.export(batch).await;
-        if let Ok(mut micros) = self.counters.export_micros.lock() {
-            if micros.len() < 100_000 {
-                micros.push(started.elapsed().as_micros() as u64);
-            }
+        if let Ok(mut micros) = self.counters.export_micros.lock()
+            && micros.len() < 100_000
+        {
+            micros.push(started.elapsed().as_micros() as u64);
         }
         match &result {
             Ok(()) => self.counters.exported_ok.fetch_add(n, Ordering::SeqCst),
@@ -613,6 +613,12 @@ impl Pipeline {
     pub fn tracer(&self, name: &'static str) -> opentelemetry_sdk::trace::SdkTracer {
         use opentelemetry::trace::TracerProvider as _;
         self.provider.tracer(name)
+    }
+
+    /// Exports everything queued so far and waits for it (the SDK's `force_flush`): a
+    /// benchmark empties the queue between timed rounds, so that no span is dropped.
+    pub fn force_flush(&self) -> Result<(), String> {
+        self.provider.force_flush().map_err(|e| e.to_string())
     }
 
     /// Where every span went so far.

@@ -148,10 +148,10 @@ impl FaultPlan {
             )));
         }
         for (i, rule) in self.rules.iter().enumerate() {
-            if let When::Probability(p) = rule.when {
-                if !(0.0..=1.0).contains(&p) {
-                    return Err(PlanError(format!("rule {i}: probability {p} is not between 0 and 1")));
-                }
+            if let When::Probability(p) = rule.when
+                && !(0.0..=1.0).contains(&p)
+            {
+                return Err(PlanError(format!("rule {i}: probability {p} is not between 0 and 1")));
             }
             match &rule.action {
                 Action::Status { code, .. } if !(400..=599).contains(code) => {

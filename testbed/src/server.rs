@@ -555,10 +555,11 @@ async fn ingest_request(state: Arc<State>, request: Request<Incoming>) -> Answer
     if entry.project.is_none() {
         entry.project = batches.first().map(|b| b.project.clone());
     }
-    if header_project.is_none() && decision.action.is_none() {
-        if let Some(project_decision) = entry.project.as_deref().and_then(|p| state.decide_for_project(p)) {
-            decision = project_decision;
-        }
+    if header_project.is_none()
+        && decision.action.is_none()
+        && let Some(project_decision) = entry.project.as_deref().and_then(|p| state.decide_for_project(p))
+    {
+        decision = project_decision;
     }
     state.telemetry.received(spans);
     lock(&state.store).receive(&batches, decoded.len() as u64);

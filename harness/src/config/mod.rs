@@ -215,6 +215,9 @@ struct FileSchema {
     _client: Option<toml::Value>,
     #[serde(rename = "delivery")]
     _delivery: Option<toml::Value>,
+    // The benchmark gate's thresholds (`reliability-benches`, `ci/bench-gate.sh`).
+    #[serde(rename = "benches")]
+    _benches: Option<toml::Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -29,10 +29,10 @@ pub(crate) struct Teardown {
 pub(crate) fn execute(test: &TestCase, shared: &Shared, teardown: Teardown) -> Attempt {
     install_panic_hook();
     let _current = crate::fixture::CurrentTest::enter(test.name.clone());
-    if let Some(skip_if) = test.settings.skip_if {
-        if (skip_if.condition)() {
-            return Attempt::bare(Outcome::Skipped { reason: skip_if.reason.to_string() });
-        }
+    if let Some(skip_if) = test.settings.skip_if
+        && (skip_if.condition)()
+    {
+        return Attempt::bare(Outcome::Skipped { reason: skip_if.reason.to_string() });
     }
     let fixtures = !test.fixtures.is_empty();
     if fixtures {
@@ -53,10 +53,10 @@ pub(crate) fn execute(test: &TestCase, shared: &Shared, teardown: Teardown) -> A
     let peak_heap = if measure::enabled() { heap::peak() } else { None };
     let mut measurements = measure::between([start, after_setup, after_call, after_teardown], peak_heap);
     measurements.figures = figures;
-    if teardown.suite {
-        if let Some(mut store) = shared.lock_suites().remove(test.suite()) {
-            errors.extend(store.teardown_all());
-        }
+    if teardown.suite
+        && let Some(mut store) = shared.lock_suites().remove(test.suite())
+    {
+        errors.extend(store.teardown_all());
     }
     if teardown.session {
         errors.extend(shared.lock_session().teardown_all());
