@@ -11,12 +11,22 @@ fail() { printf 'ci/test.sh: %s\n' "$*" >&2; exit 1; }
 step "tools"
 # Real parts for the metrics tests: a Prometheus Pushgateway and promtool (Debian packages).
 # The tests start and stop their own gateway on free loopback ports (they need it down, too).
-if ! command -v prometheus-pushgateway >/dev/null || ! command -v promtool >/dev/null; then
+# Valgrind for the benchmarks' instruction-count tier (gungraun).
+if ! command -v prometheus-pushgateway >/dev/null || ! command -v promtool >/dev/null \
+  || ! command -v valgrind >/dev/null; then
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus-pushgateway prometheus >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus-pushgateway prometheus valgrind >/dev/null
 fi
 prometheus-pushgateway --version 2>&1 | head -1
 promtool --version 2>&1 | head -1
+valgrind --version
+# gungraun-runner must be the version of the gungraun library in Cargo.lock.
+gungraun_version=$(awk '/^name = "gungraun"$/ { getline; gsub(/"/, "", $3); print $3; exit }' Cargo.lock)
+[ -n "$gungraun_version" ] || fail "no gungraun in Cargo.lock"
+if [ "$(gungraun-runner --version 2>/dev/null | awk '{print $2}')" != "$gungraun_version" ]; then
+  cargo install --locked gungraun-runner --version "$gungraun_version"
+fi
+gungraun-runner --version
 rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
 cargo nextest --version >/dev/null 2>&1 || cargo install cargo-nextest --locked
@@ -97,10 +107,20 @@ nextest_fixture() {
     || fail "nextest $*: reported ${want_passed} passed but ${ran} bodies ran (${unique} distinct)"
   rm -f "$log" "$out"
 }
-step "benchmarks: per-test overhead (process vs thread vs cargo-nextest) and metrics layer on vs off"
-cargo build --release --locked -p harness-selftest --bins
+# Every benchmark in a quick mode that proves it works (criterion's --test runs each bench
+# once; the instruction counts are a real Valgrind run), the figure programs, and the
+# regression gate tested on itself (a planted regression must fail it). The gate proper,
+# base vs candidate, is ci/bench-gate.sh: what a pull-request workflow runs.
+step "benchmarks: criterion benches once each (--test), instruction counts under valgrind"
+cargo bench --locked -p reliability-benches --bench pipeline --bench otlp --bench harness -- --test
+cargo bench --locked -p reliability-benches --bench instructions
+step "benchmarks: figures (span overhead, ingest, per-test overhead and the metrics layer)"
+cargo build --release --locked -p harness-selftest -p reliability-benches --bins
+target/release/span-figures 50000
+cargo bench --locked -p reliability-benches --bench ingest
 target/release/overhead-bench
-cargo bench --locked -p testbed --bench ingest
+step "the regression gate on itself: a planted regression fails both tiers; bad input exits 2"
+cargo test --locked -p reliability-benches --test gate -- --include slow
 
 step "cargo-nextest: fixture suite, default selection"
 nextest_fixture 6 8

@@ -13,6 +13,7 @@
 
 pub mod config;
 pub mod render;
+pub mod target;
 pub mod verdict;
 
 /// Exit codes of `bench-gate` (and `ci/bench-gate.sh`).

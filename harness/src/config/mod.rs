@@ -400,6 +400,17 @@ mod tests {
     }
 
     #[test]
+    fn the_sections_of_the_suites_and_the_bench_gate_pass_through() {
+        let config = parse(
+            "[target]\nkind = \"embedded\"\n[client]\ngzip = true\n[delivery]\nmin-ratio-small = 1.0\n\
+             [benches.wall]\nthreshold = 0.1\n",
+        )
+        .unwrap();
+        assert_eq!(config.selection, SelectionSettings::default());
+        assert!(parse("[benchez]\n").is_err());
+    }
+
+    #[test]
     fn empty_file_is_the_defaults() {
         let config = parse("").unwrap();
         assert_eq!(config.markers, Catalogue::default());
