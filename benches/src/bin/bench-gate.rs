@@ -354,6 +354,36 @@ fn count_instructions(
     Ok(counts)
 }
 
+/// Copies the work tree as cargo sees it (tracked and untracked files that git does not
+/// ignore, as they are on disk, uncommitted changes included) to `dir`.
+fn copy_work_tree(root: &Path, dir: &Path) -> Result<PathBuf, Stop> {
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir).map_err(|e| broken(format!("failed to create {}: {e}", dir.display())))?;
+    let files = Command::new("git")
+        .args(["ls-files", "-z", "--cached", "--others", "--exclude-standard"])
+        .current_dir(root)
+        .output()
+        .map_err(|e| broken(format!("failed to run git: {e}")))?;
+    let mut copied = 0usize;
+    for name in files.stdout.split(|b| *b == 0).filter(|n| !n.is_empty()) {
+        let name = Path::new(std::str::from_utf8(name).map_err(|e| broken(format!("a file name is not UTF-8: {e}")))?);
+        let (from, to) = (root.join(name), dir.join(name));
+        if !from.is_file() {
+            continue; // deleted in the work tree
+        }
+        if let Some(parent) = to.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| broken(format!("failed to create {}: {e}", parent.display())))?;
+        }
+        std::fs::copy(&from, &to).map_err(|e| broken(format!("failed to copy {}: {e}", from.display())))?;
+        copied += 1;
+    }
+    if copied == 0 {
+        return Err(broken(format!("no files to copy from {}", root.display())));
+    }
+    Ok(dir.to_path_buf())
+}
+
 struct Worktree {
     repo: PathBuf,
     dir: PathBuf,
@@ -392,10 +422,16 @@ fn run(args: &Args) -> Result<u8, Stop> {
     };
     eprintln!("bench-gate: base {base_ref} ({base_commit}), candidate the work tree at {}", root.display());
 
+    // Both sides are built from trees at paths of the same length into target directories of
+    // the same length, and their instructions are counted with homes of the same length: the
+    // lengths of paths and environment strings move allocations, and with them instruction
+    // counts (up to 1.4% here when the candidate was built in place and the base beside it).
     let worktree = Worktree::add(&root, &work.join("base"), &base_commit)?;
-    let base_target = work.join("target");
-    let cand = build(&root, &target)?;
-    reliability_benches::gate::target::seed(&root, &target, &base_target).map_err(broken)?;
+    let candidate = copy_work_tree(&root, &work.join("cand"))?;
+    let (cand_target, base_target) = (work.join("target-cand"), work.join("target-base"));
+    reliability_benches::gate::target::seed(&root, &target, &cand_target).map_err(broken)?;
+    let cand = build(&candidate, &cand_target)?;
+    reliability_benches::gate::target::seed(&root, &cand_target, &base_target).map_err(broken)?;
     let base = build(&worktree.dir, &base_target)?;
     let mut rows = Vec::new();
     let mut skipped = Vec::new();
@@ -410,7 +446,7 @@ fn run(args: &Args) -> Result<u8, Stop> {
             }
             None => {
                 let filter = args.filter.as_deref();
-                let cand = count_instructions(&root, &target, &work.join("gungraun-candidate"), filter)?;
+                let cand = count_instructions(&candidate, &cand_target, &work.join("gungraun-cand"), filter)?;
                 let base = count_instructions(&worktree.dir, &base_target, &work.join("gungraun-base"), filter)?;
                 let names: Vec<String> = cand.keys().cloned().collect();
                 gate.instructions.check_names(Tier::Instructions, &names).map_err(|e| usage(e.to_string()))?;
