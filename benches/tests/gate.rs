@@ -67,7 +67,12 @@ impl Drop for Clone {
 
 impl Clone {
     fn gate(&self, args: &[&str]) -> Output {
+        self.gate_with(args, &[])
+    }
+
+    fn gate_with(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
         let mut cmd = Command::new(GATE);
+        cmd.envs(env.iter().copied());
         for (key, _) in std::env::vars() {
             if key.starts_with("RELIABILITY_") || key.starts_with("PROMETHEUS_PUSHGATEWAY") {
                 cmd.env_remove(key);
@@ -140,6 +145,16 @@ fn a_planted_regression_fails_the_gate_in_both_tiers() {
     let row = row(&report, "instructions", "harness/markexpr_eval/six_sets");
     assert_eq!(row["change"].as_f64(), Some(0.0), "{row:#}");
     assert_eq!(row["verdict"], "unchanged");
+
+    // Without gungraun-runner the instruction tier is skipped with a note, and only that tier.
+    let runner = [("GUNGRAUN_RUNNER", "/nonexistent/gungraun-runner")];
+    let skipped = clone.gate_with(&["HEAD", "--filter", "markexpr_eval", "--quick", "--rounds", "1"], &runner);
+    // 0, or 1 should one short round of the wall tier happen to be slower: it measured.
+    assert!(matches!(skipped.status.code(), Some(0 | 1)), "{}", String::from_utf8_lossy(&skipped.stderr));
+    let report = clone.report();
+    assert_eq!(report["skipped"].as_array().map(Vec::len), Some(1), "{report:#}");
+    let tiers: Vec<&str> = report["benches"].as_array().unwrap().iter().filter_map(|r| r["tier"].as_str()).collect();
+    assert_eq!(tiers, ["wall"], "{report:#}");
 }
 
 #[rh::test(slow, timeout = 3600)]
