@@ -5,7 +5,9 @@
 //!
 //! The queue is emptied (`force_flush`, untimed) after every 2,048 spans, so no span is ever
 //! dropped: a dropped span costs less than an enqueued one and would flatter the figure. Each
-//! bench checks the pipeline's accounting afterwards and fails if a span was dropped.
+//! bench checks the pipeline's accounting afterwards and fails if a span was dropped. The
+//! backend's copy of the spans is deleted (untimed) after every round too: criterion makes
+//! millions of spans, and a full store would refuse exports and stall the flushes.
 //!
 //! Run: `cargo bench -p reliability-benches --bench pipeline`
 
@@ -20,9 +22,9 @@ use testbed::client::{ClientConfig, Pipeline};
 /// Spans per timed round; the queue holds twice as many.
 const ROUND: u64 = 2048;
 
-fn pipeline(backend: &testbed::Backend) -> Pipeline {
+fn pipeline(sink: &Sink) -> Pipeline {
     let config = ClientConfig {
-        endpoint: backend.traces_url(),
+        endpoint: sink.backend.traces_url(),
         max_queue_size: 2 * ROUND as usize,
         scheduled_delay_ms: 60_000,
         service_name: "bench".into(),
@@ -39,7 +41,33 @@ fn one_span(tracer: &impl opentelemetry::trace::Tracer, attributes: &[openteleme
 
 /// Times `iters` spans made by `threads` threads at once, in rounds of [`ROUND`] spans with the
 /// queue emptied between rounds. A round's time is its slowest thread's, from a common start.
-fn timed_rounds(pipeline: &Pipeline, threads: u64, iters: u64, attributes: &[opentelemetry::KeyValue]) -> Duration {
+/// The backend and a client to empty its store between rounds.
+struct Sink {
+    backend: testbed::Backend,
+    http: reqwest::blocking::Client,
+}
+
+impl Sink {
+    fn start() -> Sink {
+        let backend = testbed::Backend::start(testbed::Config::default()).expect("start the backend");
+        Sink { backend, http: reqwest::blocking::Client::new() }
+    }
+
+    /// Deletes what the backend stored of the bench's project.
+    fn empty(&self) {
+        let url = format!("{}/projects/bench", self.backend.query_url());
+        let status = self.http.delete(url).send().expect("delete the stored spans").status().as_u16();
+        assert!(status == 204 || status == 404, "deleting the stored spans answered {status}");
+    }
+}
+
+fn timed_rounds(
+    sink: &Sink,
+    pipeline: &Pipeline,
+    threads: u64,
+    iters: u64,
+    attributes: &[opentelemetry::KeyValue],
+) -> Duration {
     let tracer = pipeline.tracer("bench");
     let mut total = Duration::ZERO;
     let mut left = iters;
@@ -65,6 +93,7 @@ fn timed_rounds(pipeline: &Pipeline, threads: u64, iters: u64, attributes: &[ope
         });
         total += slowest;
         pipeline.force_flush().expect("flush between rounds");
+        sink.empty();
         left -= round;
     }
     total
@@ -77,37 +106,37 @@ fn assert_nothing_dropped(pipeline: &Pipeline) {
 }
 
 fn span_overhead(c: &mut Criterion) {
-    let backend = testbed::Backend::start(testbed::Config::default()).expect("start the backend");
-    let pipeline = pipeline(&backend);
+    let sink = Sink::start();
+    let pipeline = pipeline(&sink);
     let noop = opentelemetry::trace::noop::NoopTracer::new();
     let mut group = c.benchmark_group("span");
     group.throughput(Throughput::Elements(1));
     for (label, attributes) in [("0_attrs", Vec::new()), ("10_attrs", ten_attributes())] {
         group.bench_function(format!("noop/{label}"), |b| b.iter(|| one_span(&noop, &attributes)));
         group.bench_function(format!("pipeline/{label}"), |b| {
-            b.iter_custom(|iters| timed_rounds(&pipeline, 1, iters, &attributes));
+            b.iter_custom(|iters| timed_rounds(&sink, &pipeline, 1, iters, &attributes));
         });
     }
     group.finish();
     assert_nothing_dropped(&pipeline);
     drop(pipeline);
-    backend.shutdown();
+    sink.backend.shutdown();
 }
 
 fn on_end_contention(c: &mut Criterion) {
-    let backend = testbed::Backend::start(testbed::Config::default()).expect("start the backend");
-    let pipeline = pipeline(&backend);
+    let sink = Sink::start();
+    let pipeline = pipeline(&sink);
     let mut group = c.benchmark_group("on_end");
     group.throughput(Throughput::Elements(1));
     for threads in [1u64, 2, 8] {
         group.bench_function(format!("threads_{threads}"), |b| {
-            b.iter_custom(|iters| timed_rounds(&pipeline, threads, iters, &[]));
+            b.iter_custom(|iters| timed_rounds(&sink, &pipeline, threads, iters, &[]));
         });
     }
     group.finish();
     assert_nothing_dropped(&pipeline);
     drop(pipeline);
-    backend.shutdown();
+    sink.backend.shutdown();
 }
 
 criterion_group!(benches, span_overhead, on_end_contention);
