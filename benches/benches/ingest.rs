@@ -3,64 +3,18 @@
 //! in-process, one thread), as a ratio; and heap bytes per stored span (counting allocator).
 //! Target: ingest ≥ 0.5 × decode-only.
 //!
-//! Run: `cargo bench -p testbed --bench ingest`
+//! Run: `cargo bench -p reliability-benches --bench ingest`
 
 use std::time::{Duration, Instant};
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
-use opentelemetry_proto::tonic::resource::v1::Resource;
-use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use prost::Message;
+use reliability_benches::inputs::{BATCH_SPANS as SPANS_PER_BATCH, body};
 
 reliability_harness::global_allocator!();
 
-const SPANS_PER_BATCH: usize = 512;
 const BATCHES: usize = 200;
 const CLIENTS: usize = 2;
-
-fn attr(key: &str, value: String) -> KeyValue {
-    KeyValue {
-        key: key.into(),
-        value: Some(AnyValue { value: Some(any_value::Value::StringValue(value)) }),
-        ..KeyValue::default()
-    }
-}
-
-fn body(batch: usize) -> Vec<u8> {
-    let spans = (0..SPANS_PER_BATCH)
-        .map(|i| {
-            let mut trace_id = [0u8; 16];
-            trace_id[..8].copy_from_slice(&(batch as u64).to_be_bytes());
-            trace_id[8..].copy_from_slice(&((i / 8) as u64).to_be_bytes());
-            Span {
-                trace_id: trace_id.to_vec(),
-                span_id: ((batch * SPANS_PER_BATCH + i) as u64 + 1).to_be_bytes().to_vec(),
-                parent_span_id: if i % 8 == 0 {
-                    Vec::new()
-                } else {
-                    ((batch * SPANS_PER_BATCH + i) as u64).to_be_bytes().to_vec()
-                },
-                name: format!("chat gpt-4o {i}"),
-                kind: 3,
-                start_time_unix_nano: 1_700_000_000_000_000_000 + i as u64,
-                end_time_unix_nano: 1_700_000_000_000_500_000 + i as u64,
-                attributes: (0..9)
-                    .map(|k| attr(&format!("gen_ai.attribute.{k}"), format!("{k:02}-{}", "x".repeat(70))))
-                    .collect(),
-                ..Span::default()
-            }
-        })
-        .collect();
-    ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            resource: Some(Resource { attributes: vec![attr("service.name", "bench".into())], ..Resource::default() }),
-            scope_spans: vec![ScopeSpans { spans, ..ScopeSpans::default() }],
-            ..ResourceSpans::default()
-        }],
-    }
-    .encode_to_vec()
-}
 
 fn main() {
     let bodies: Vec<Vec<u8>> = (0..BATCHES).map(body).collect();
