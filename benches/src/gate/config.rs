@@ -13,7 +13,7 @@
 //! ```
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::Deserialize;
 use toml::Spanned;
@@ -43,27 +43,9 @@ impl Tier {
     }
 }
 
-/// A bad `[benches]` entry.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// The file could not be read.
-    #[error("failed to read {path}: {source}", path = path.display())]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: std::io::Error,
-    },
-    /// Not valid TOML, or a key or value that does not fit.
-    #[error("invalid {at}: {message}")]
-    Invalid {
-        /// file:line:column.
-        at: String,
-        /// What is wrong.
-        message: String,
-    },
-}
+/// A bad `[benches]` entry: the harness's own configuration error (`origin` is
+/// file:line:column), so both read the same way.
+pub use reliability_harness::config::ConfigError;
 
 /// One tier's thresholds.
 #[derive(Clone, Debug, PartialEq)]
@@ -88,7 +70,7 @@ impl Thresholds {
                 let mut choices = known.to_vec();
                 choices.sort();
                 return Err(ConfigError::Invalid {
-                    at: at.clone(),
+                    origin: at.clone(),
                     message: format!(
                         "unknown {} bench `{name}` in [benches.{}] per-bench; the benches are: {}",
                         tier.label(),
@@ -168,7 +150,7 @@ pub fn parse(text: &str, path: &Path) -> Result<GateConfig, ConfigError> {
         format!("{}:{line}:{column}", path.display())
     };
     let file: File = toml::from_str(text).map_err(|err| ConfigError::Invalid {
-        at: err.span().map_or_else(|| path.display().to_string(), |s| at(s.start)),
+        origin: err.span().map_or_else(|| path.display().to_string(), |s| at(s.start)),
         message: err.message().trim_end().to_string(),
     })?;
     let mut config = GateConfig::default();
@@ -194,7 +176,7 @@ fn checked(value: &Spanned<f64>, at: &dyn Fn(usize) -> String) -> Result<f64, Co
         Ok(v)
     } else {
         Err(ConfigError::Invalid {
-            at: at(value.span().start),
+            origin: at(value.span().start),
             message: format!("threshold {v} is not a fraction in (0, 10]; 0.10 means 10% slower"),
         })
     }
@@ -210,7 +192,7 @@ mod tests {
 
     fn position(err: ConfigError) -> String {
         match err {
-            ConfigError::Invalid { at, .. } => at,
+            ConfigError::Invalid { origin, .. } => origin,
             ConfigError::Read { .. } => panic!("not a parse error"),
         }
     }
