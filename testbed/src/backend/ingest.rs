@@ -12,7 +12,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 use opentelemetry_proto::tonic::common::v1::any_value;
 use prost::Message;
 
-use crate::store::{Batch, SERVICE_NAME, StoredSpan, UNKNOWN_PROJECT};
+use crate::backend::store::{Batch, SERVICE_NAME, StoredSpan, UNKNOWN_PROJECT};
 
 /// The two encodings of OTLP/HTTP.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

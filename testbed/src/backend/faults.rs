@@ -17,6 +17,7 @@
 
 use std::time::Duration;
 
+use crate::rng::SplitMix64;
 use serde::{Deserialize, Serialize};
 
 /// A fault plan: latency for every request, and rules that pick an answer.
@@ -229,25 +230,6 @@ impl ActivePlan {
             }
         }
         Decision { delay, action: None }
-    }
-}
-
-/// SplitMix64: tiny, seedable, good enough for fault draws, and stable across versions (a
-/// recorded seed must replay the same faults).
-#[derive(Clone, Debug)]
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn next_f64(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
     }
 }
 

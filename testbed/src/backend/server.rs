@@ -17,10 +17,10 @@ use hyper::body::Incoming;
 use serde::Serialize;
 use tokio::sync::watch;
 
-use crate::faults::{Action, ActivePlan, Decision, FaultPlan};
-use crate::ingest::{self, Encoding};
-use crate::store::{Limits, Store};
-use crate::telemetry::Telemetry;
+use crate::backend::faults::{Action, ActivePlan, Decision, FaultPlan};
+use crate::backend::ingest::{self, Encoding};
+use crate::backend::store::{Limits, Store};
+use crate::backend::telemetry::Telemetry;
 
 /// The backend's settings. `Debug` shows whether a token is set, never the token.
 #[derive(Clone)]
@@ -571,7 +571,7 @@ async fn ingest_request(state: Arc<State>, request: Request<Incoming>) -> Answer
     entry.fault = action.as_ref().map(Action::label);
 
     // Faults that refuse the whole request store nothing and account every span.
-    let reject_all = |state: &State, entry: &LedgerEntry, batches: &[crate::store::Batch], reason: &str| {
+    let reject_all = |state: &State, entry: &LedgerEntry, batches: &[crate::backend::store::Batch], reason: &str| {
         let mut store = lock(&state.store);
         for b in batches {
             store.reject(&b.project, reason, b.spans.len() as u64);

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use prometheus::{Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
 
-use crate::store::Store;
+use crate::backend::store::Store;
 
 /// The registry and its series.
 #[derive(Debug)]
