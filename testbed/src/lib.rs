@@ -24,6 +24,7 @@
 
 pub mod backend;
 pub mod client;
+pub mod proxy;
 mod rng;
 
 pub use backend::{Backend, Config, ExposedError, LedgerEntry, StartError, faults, ingest, store};

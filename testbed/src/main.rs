@@ -6,6 +6,9 @@
 //!     [--allow-unauthenticated]
 //! ```
 //!
+//! `testbed proxy [--listen 127.0.0.1:8474] [--seed N] [--config PROXIES.json]`: the chaos
+//! proxy's API (Toxiproxy's), URL on the first line.
+//!
 //! Prints its URLs and runs until Ctrl-C or SIGTERM. Binds loopback unless told otherwise, and
 //! refuses any other address without credentials unless `--allow-unauthenticated` says so.
 //! Bad flags are exit code 2 (clap's usage errors, as the harness's), a failed start 1.
@@ -27,6 +30,25 @@ struct Cli {
 enum Command {
     /// Serve OTLP/HTTP ingest, the query API and fault injection until Ctrl-C.
     Serve(Serve),
+    /// Serve the chaos proxy's API (Toxiproxy's) until Ctrl-C.
+    Proxy(ProxyArgs),
+}
+
+#[derive(Debug, Args)]
+struct ProxyArgs {
+    /// Address of the API; port 0 picks a free port (the URL is printed on the first line).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8474")]
+    listen: SocketAddr,
+    /// Seed of every probabilistic choice (toxicity draws, jitter, slice sizes).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    seed: u64,
+    /// Proxies to create at start: a JSON list, as `POST /populate` takes.
+    #[arg(long, value_name = "FILE.json")]
+    config: Option<PathBuf>,
+    /// Serve the API on a non-loopback address: anyone who reaches it can then open proxies
+    /// from this machine to anywhere.
+    #[arg(long)]
+    allow_remote: bool,
 }
 
 #[derive(Debug, Args)]
@@ -102,7 +124,10 @@ fn main() -> ExitCode {
             return ExitCode::from(u8::try_from(err.exit_code()).unwrap_or(2));
         }
     };
-    let Command::Serve(serve) = cli.command;
+    let serve = match cli.command {
+        Command::Serve(serve) => serve,
+        Command::Proxy(args) => return proxy(args),
+    };
     let config = match config(serve) {
         Ok(config) => config,
         Err(message) => return usage(message),
@@ -122,6 +147,14 @@ fn main() -> ExitCode {
     if auth {
         println!("  auth: required (Authorization: Bearer or x-api-key)");
     }
+    wait_for_signal();
+    println!("testbed stopping");
+    backend.shutdown();
+    ExitCode::SUCCESS
+}
+
+/// Blocks until Ctrl-C or SIGTERM.
+fn wait_for_signal() {
     let waited = tokio::runtime::Builder::new_current_thread().enable_all().build().map(|rt| {
         rt.block_on(async {
             let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
@@ -134,7 +167,56 @@ fn main() -> ExitCode {
     if let Err(e) = waited {
         eprintln!("error: failed to wait for a signal: {e}");
     }
-    println!("testbed stopping");
-    backend.shutdown();
+}
+
+/// Reads `--config`: a JSON list of proxies, every one checked before any is made.
+fn proxy_specs(path: &std::path::Path) -> Result<Vec<testbed::proxy::ProxySpec>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("failed to read {}: {e}", path.display()))?;
+    let value: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| format!("{}:{}:{}: invalid JSON: {e}", path.display(), e.line(), e.column()))?;
+    let items = value.as_array().ok_or_else(|| format!("{}: expected a JSON list of proxies", path.display()))?;
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            testbed::proxy::ProxySpec::from_json(item)
+                .map_err(|e| format!("{}: proxy {}: {}", path.display(), i + 1, e.message))
+        })
+        .collect()
+}
+
+fn proxy(args: ProxyArgs) -> ExitCode {
+    if !args.listen.ip().is_loopback() && !args.allow_remote {
+        return usage(format!(
+            "refusing to serve the proxy API on {} (not loopback) without --allow-remote",
+            args.listen
+        ));
+    }
+    let specs = match args.config.as_deref().map(proxy_specs).transpose() {
+        Ok(specs) => specs.unwrap_or_default(),
+        Err(message) => return usage(message),
+    };
+    let config = testbed::proxy::ProxyConfig { api_listen: args.listen, seed: args.seed, ..Default::default() };
+    let server = match testbed::proxy::ProxyServer::start(config) {
+        Ok(server) => server,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    println!("testbed proxy API on {}", server.api_url());
+    for spec in specs {
+        let name = spec.name.clone();
+        match server.create(spec) {
+            Ok(p) => println!("  proxy {name}: {} -> {}", p.listen, p.upstream),
+            Err(e) => {
+                eprintln!("error: proxy {name}: {}", e.message);
+                return ExitCode::from(1);
+            }
+        }
+    }
+    wait_for_signal();
+    println!("testbed proxy stopping");
+    server.shutdown();
     ExitCode::SUCCESS
 }
