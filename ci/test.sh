@@ -17,6 +17,14 @@ if ! command -v prometheus-pushgateway >/dev/null || ! command -v promtool >/dev
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus-pushgateway prometheus valgrind >/dev/null
 fi
+# Node.js and npm for a published Toxiproxy client (npm toxiproxy-node-client) that drives the
+# chaos proxy in testbed/tests/toxiproxy_node.rs; versions pinned by its package-lock.json.
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
+fi
+node --version
+npm ci --prefix testbed/tests/toxiproxy-node --no-audit --no-fund --loglevel=error
 prometheus-pushgateway --version 2>&1 | head -1
 promtool --version 2>&1 | head -1
 valgrind --version
