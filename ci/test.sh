@@ -61,6 +61,9 @@ cargo test --locked --test reliability -- --include e2e
 step "the whole ladder (--include e2e --include slow)"
 cargo test --locked --test reliability -- --include e2e --include slow
 
+step "chaos on the wire (--include chaos: spans through the chaos proxy)"
+cargo test --locked --test reliability -- --include chaos
+
 # The remote-target path for real: a second testbed started standalone, with an API key,
 # and the e2e suite pointed at it through [target] remote (here by environment variables).
 step "main job against a remote target (testbed serve on loopback, with an API key)"

@@ -15,7 +15,7 @@ fn env(key: &str) -> Option<String> {
 
 /// Runs blocking HTTP off any tokio runtime: reqwest's blocking client refuses to run (and to
 /// be built or dropped) inside one, and fixtures set up on the harness's runtime.
-fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+pub(crate) fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
     if tokio::runtime::Handle::try_current().is_err() {
         return f();
     }
@@ -507,6 +507,19 @@ impl Tracer {
             .as_ref()
             .map(|p| p.tracer("reliability-suites"))
             .unwrap_or_else(|| panic!("the pipeline was already finished"))
+    }
+
+    /// Exports everything queued so far and waits for the export to return (the SDK's
+    /// `force_flush`); `Err` when that export failed.
+    pub fn force_flush(&self) -> Result<(), String> {
+        let slot = self.pipeline.lock().unwrap_or_else(PoisonError::into_inner);
+        slot.as_ref().ok_or("the pipeline was already finished")?.force_flush()
+    }
+
+    /// Where every span went so far (the client's accounting, live).
+    pub fn accounting(&self) -> Accounting {
+        let slot = self.pipeline.lock().unwrap_or_else(PoisonError::into_inner);
+        slot.as_ref().map(Pipeline::accounting).unwrap_or_default()
     }
 
     /// The `test_marker` attribute for this test's spans.

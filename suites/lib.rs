@@ -15,9 +15,13 @@
 //!   pipeline down, polls the target until the spans are there (no fixed sleeps), records the
 //!   figures and runs every check of [`Delivery::shortfalls`]. Teardown shuts down a pipeline
 //!   a test left open.
+//! - [`ChaosProxy`] (per test): the testbed's chaos proxy in front of the target, for faults
+//!   on the wire (latency, partitions, resets, ...), with a ledger of every connection.
 
 pub mod config;
 mod fixtures;
+mod proxy;
 
 pub use config::SuiteConfig;
 pub use fixtures::{Delivery, DeliveryError, Project, Shortfall, Target, TargetError, Tracer};
+pub use proxy::ChaosProxy;

@@ -3,6 +3,7 @@
 //! One module per suite. Tests register themselves with `#[rh::test(markers...)]`; the
 //! harness selects, runs and reports them (see the README for selection flags).
 
+mod chaos;
 mod delivery;
 mod smoke;
 
