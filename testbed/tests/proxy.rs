@@ -527,3 +527,39 @@ fn the_binary_prints_its_url_and_stops_on_ctrl_c() {
         assert_eq!(output.status.code(), Some(2), "{args:?}");
     }
 }
+
+/// With no toxic the proxy splices (zero-copy); a toxic added between exchanges takes over
+/// (after the pipe is drained), and removing it leaves the toxic path in charge: every byte
+/// arrives, in order, and the ledger counts them all.
+#[test]
+fn toxics_added_mid_connection_keep_every_byte_in_order() {
+    let server = server();
+    let addr = proxy_to(&server, "mid", echo());
+    let mut stream = connect(addr);
+    let exchange = |stream: &mut TcpStream, seed: u32| {
+        let out: Vec<u8> = (0..1_000_000u32).map(|i| ((i ^ seed) % 251) as u8).collect();
+        let writer = {
+            let mut w = stream.try_clone().unwrap();
+            let out = out.clone();
+            std::thread::spawn(move || w.write_all(&out).unwrap())
+        };
+        let mut back = vec![0u8; out.len()];
+        stream.read_exact(&mut back).unwrap();
+        writer.join().unwrap();
+        assert!(back == out, "exchange {seed}: bytes changed or reordered");
+    };
+    exchange(&mut stream, 1);
+    let spliced = server.connections("mid").unwrap().0[0].downstream.writes;
+    let slicer = Toxic::new(Kind::Slicer { average_size: 3000, size_variation: 1000, delay: 0 }, Stream::Downstream);
+    server.add_toxic("mid", slicer).unwrap();
+    exchange(&mut stream, 2);
+    let sliced = server.connections("mid").unwrap().0[0].downstream.writes - spliced;
+    assert!(sliced >= 1_000_000 / 4000, "{sliced} writes for 1 MB sliced at most 4000 bytes each");
+    server.remove_toxic("mid", "slicer_downstream").unwrap();
+    exchange(&mut stream, 3);
+    drop(stream);
+    let r = settled(&server, "mid", 1)[0].clone();
+    for d in [&r.upstream, &r.downstream] {
+        assert_eq!((d.received, d.forwarded, d.discarded), (3_000_000, 3_000_000, 0), "{r:?}");
+    }
+}

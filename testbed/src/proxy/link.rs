@@ -22,6 +22,7 @@ use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{mpsc, watch};
 
+use super::splice::{self, Fast};
 use super::toxic::{Kind, Stream, Toxic};
 use crate::rng::SplitMix64;
 
@@ -91,17 +92,17 @@ pub struct ConnectionRecord {
 }
 
 #[derive(Debug, Default)]
-struct Counters {
-    received: AtomicU64,
+pub(crate) struct Counters {
+    pub(crate) received: AtomicU64,
     forwarded: AtomicU64,
-    discarded: AtomicU64,
+    pub(crate) discarded: AtomicU64,
     writes: AtomicU64,
     largest: AtomicU64,
     smallest: AtomicU64,
 }
 
 impl Counters {
-    fn wrote(&self, n: u64) {
+    pub(crate) fn wrote(&self, n: u64) {
         self.forwarded.fetch_add(n, Ordering::Relaxed);
         self.writes.fetch_add(1, Ordering::Relaxed);
         self.largest.fetch_max(n, Ordering::Relaxed);
@@ -188,7 +189,7 @@ impl Conn {
         }
     }
 
-    fn counters(&self, stream: Stream) -> &Counters {
+    pub(crate) fn counters(&self, stream: Stream) -> &Counters {
         match stream {
             Stream::Upstream => &self.up,
             Stream::Downstream => &self.down,
@@ -277,12 +278,32 @@ async fn direction(
     conn: &Arc<Conn>,
     stream: Stream,
     mut src: OwnedReadHalf,
-    dst: OwnedWriteHalf,
-    toxics: watch::Receiver<ToxicSet>,
+    mut dst: OwnedWriteHalf,
+    mut toxics: watch::Receiver<ToxicSet>,
 ) -> (OwnedReadHalf, Option<OwnedWriteHalf>) {
+    let mut kill = conn.kill.subscribe();
+    match splice::run(conn, stream, &src, &dst, &mut toxics, &mut kill).await {
+        Fast::Toxic | Fast::Unavailable => {}
+        Fast::Killed => return (src, Some(dst)),
+        Fast::Failed(why) => {
+            conn.end(why);
+            return (src, Some(dst));
+        }
+        Fast::Eof => {
+            conn.set_ending(match stream {
+                Stream::Upstream => Ending::ClientClosed,
+                Stream::Downstream => Ending::UpstreamClosed,
+            });
+            let _ = dst.shutdown().await;
+            // As on the toxic path: the upstream's close ends the connection.
+            if stream == Stream::Downstream {
+                conn.end(Ending::UpstreamClosed);
+            }
+            return (src, Some(dst));
+        }
+    }
     let (tx, rx) = mpsc::channel::<Chunk>(32);
     let reader_conn = Arc::clone(conn);
-    let mut kill = conn.kill.subscribe();
     let reader = async move {
         read(&reader_conn, stream, &mut src, tx, &mut kill).await;
         src
@@ -301,7 +322,7 @@ async fn read(
     kill: &mut watch::Receiver<Option<Ending>>,
 ) {
     let counters = conn.counters(stream);
-    let mut buf = vec![0u8; 32 * 1024];
+    let mut buf = vec![0u8; 256 * 1024];
     loop {
         let n = tokio::select! {
             n = src.read(&mut buf) => n,
@@ -498,6 +519,22 @@ impl Writer {
             Kind::Bandwidth { rate } if rate > 0 => Some(rate),
             _ => None,
         });
+        if let Step::Stop(why) = self.write_pieces(data, slicer, rate, kill).await {
+            return Step::Stop(why);
+        }
+        if limit_hit { Step::Stop(Ending::LimitData) } else { Step::Go }
+    }
+
+    /// Writes one chunk, sliced and paced as the slicer and bandwidth toxics say.
+    async fn write_pieces(
+        &mut self,
+        mut data: Bytes,
+        slicer: Option<(u64, u64, u64)>,
+        rate: Option<u64>,
+        kill: &mut watch::Receiver<Option<Ending>>,
+    ) -> Step {
+        let conn = Arc::clone(&self.conn);
+        let counters = conn.counters(self.stream);
         while !data.is_empty() {
             let mut size = data.len();
             if let Some((average, variation, _)) = slicer {
@@ -553,7 +590,7 @@ impl Writer {
                 }
             }
         }
-        if limit_hit { Step::Stop(Ending::LimitData) } else { Step::Go }
+        Step::Go
     }
 }
 

@@ -25,6 +25,7 @@
 mod api;
 mod collection;
 mod link;
+mod splice;
 mod toxic;
 
 use std::net::SocketAddr;
