@@ -415,14 +415,17 @@ impl Writer {
                 _ => None,
             });
             let stalled = active.iter().any(|t| matches!(t.kind, Kind::Timeout { .. }));
+            // Biased: a toxic set changed before a chunk was taken applies to that chunk (an
+            // API call that returned before the bytes were sent must act on them).
             let chunk = tokio::select! {
-                chunk = rx.recv() => chunk,
+                biased;
+                _ = kill.wait_for(Option::is_some) => break None,
                 changed = self.toxics.changed() => match changed {
                     Ok(()) => continue,
                     Err(_) => break Some(Ending::Removed),
                 },
                 _ = sleep_until_opt(deadline) => break Some(Ending::Timeout),
-                _ = kill.wait_for(Option::is_some) => break None,
+                chunk = rx.recv() => chunk,
             };
             let Some(chunk) = chunk else {
                 // The source closed: slow_close holds the FIN back, then the half-close passes on.

@@ -72,8 +72,23 @@ pub(crate) async fn run(
             }
         }
         let reading = !eof && !switch && in_pipe < CHUNK;
+        // Biased: a toxic added before bytes arrived applies to them (checked again right
+        // before each splice in, since readiness and the change can land together).
         tokio::select! {
+            biased;
+            _ = kill.wait_for(Option::is_some) => {
+                counters.discarded.fetch_add(in_pipe as u64, Ordering::Relaxed);
+                return Fast::Killed;
+            }
+            changed = toxics.changed(), if !switch => match changed {
+                Ok(()) => switch = has_toxic(toxics, stream),
+                Err(_) => switch = true,
+            },
             r = src.as_ref().readable(), if reading => {
+                if has_toxic(toxics, stream) {
+                    switch = true;
+                    continue;
+                }
                 if r.is_err() {
                     return Fast::Failed(src_failed);
                 }
@@ -109,14 +124,6 @@ pub(crate) async fn run(
                         return Fast::Failed(dst_failed);
                     }
                 }
-            }
-            changed = toxics.changed(), if !switch => match changed {
-                Ok(()) => switch = has_toxic(toxics, stream),
-                Err(_) => switch = true,
-            },
-            _ = kill.wait_for(Option::is_some) => {
-                counters.discarded.fetch_add(in_pipe as u64, Ordering::Relaxed);
-                return Fast::Killed;
             }
         }
     }
