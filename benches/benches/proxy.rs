@@ -62,17 +62,23 @@ fn echo() -> SocketAddr {
     addr
 }
 
+/// CPU time of the whole process (client, servers and proxy threads alike).
+fn cpu() -> Duration {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_PROCESS_CPUTIME_ID).map(Duration::from).unwrap_or_default()
+}
+
 /// Bytes/s over `TRANSFERS` transfers of 1 MB, each acknowledged before the next, on one
-/// kept-alive connection.
-fn throughput(addr: SocketAddr, payload: &[u8]) -> f64 {
+/// kept-alive connection; and the CPU cores the process kept busy meanwhile.
+fn throughput(addr: SocketAddr, payload: &[u8]) -> (f64, f64) {
     let mut s = TcpStream::connect(addr).expect("connect");
     let mut ack = [0u8; 1];
-    let started = Instant::now();
+    let (started, cpu_before) = (Instant::now(), cpu());
     for _ in 0..TRANSFERS {
         s.write_all(payload).expect("write");
         s.read_exact(&mut ack).expect("ack");
     }
-    (TRANSFERS * payload.len()) as f64 / started.elapsed().as_secs_f64()
+    let wall = started.elapsed().as_secs_f64();
+    ((TRANSFERS * payload.len()) as f64 / wall, (cpu() - cpu_before).as_secs_f64() / wall)
 }
 
 /// The same with a new connection per transfer (the proxy's connect to the upstream counts).
@@ -114,9 +120,16 @@ fn main() {
 
     // Interleaved rounds, best of each: the machine is shared, and both sides see its mood.
     let (mut direct, mut proxied, mut direct_c, mut proxied_c) = (0f64, 0f64, 0f64, 0f64);
+    let (mut direct_cores, mut proxied_cores) = (0f64, 0f64);
     for _ in 0..ROUNDS {
-        direct = direct.max(throughput(sink, &payload));
-        proxied = proxied.max(throughput(sink_via, &payload));
+        let (rate, cores) = throughput(sink, &payload);
+        if rate > direct {
+            (direct, direct_cores) = (rate, cores);
+        }
+        let (rate, cores) = throughput(sink_via, &payload);
+        if rate > proxied {
+            (proxied, proxied_cores) = (rate, cores);
+        }
         direct_c = direct_c.max(throughput_connecting(sink, &payload));
         proxied_c = proxied_c.max(throughput_connecting(sink_via, &payload));
     }
@@ -137,8 +150,8 @@ fn main() {
     println!(
         "chaos proxy benchmark (no toxics), {TRANSFERS} x 1 MB transfers best of {ROUNDS}, {PINGS} 1-byte round trips"
     );
-    println!("  throughput direct   {:>10.1} MB/s", direct / 1e6);
-    println!("  throughput proxied  {:>10.1} MB/s", proxied / 1e6);
+    println!("  throughput direct   {:>10.1} MB/s  ({direct_cores:.2} cores busy)", direct / 1e6);
+    println!("  throughput proxied  {:>10.1} MB/s  ({proxied_cores:.2} cores busy)", proxied / 1e6);
     println!("  ratio proxied / direct = {ratio:.2} (target >= 0.8: {})", met(ratio >= 0.8));
     println!(
         "  with a new connection per transfer: direct {:.1} MB/s, proxied {:.1} MB/s, ratio {:.2}",
