@@ -11,8 +11,18 @@
 //!   iterations on a virtual clock and counts what could not start on time as *missed* (k6's
 //!   dropped iterations), so coordinated omission cannot hide.
 //!
-//! Not here yet: the generator that runs a plan against a target, the pipelines, GenAI
-//! scenarios, figures, reports and the capacity search.
+//! - [`run`]: the generator — the profile played in real time against a pool of workers,
+//!   latency from each due time, every iteration placed (started or missed; ended by status);
+//! - [`raw`]: the `raw` pipeline — OTLP/HTTP requests with run-unique ids, sent straight;
+//! - [`exec`] and the `load run PLAN` command: the embedded testbed or a URL checked
+//!   reachable first, and `results/<UTC time>_<plan>/summary.json`.
+//!
+//! Not here yet: the `sdk` pipeline, gzip, the closed model (virtual users), GenAI scenarios,
+//! thresholds, the SUT watcher, graphs and `report.html`, live progress, the capacity search,
+//! segments and merging.
 
+pub mod exec;
 pub mod plan;
+pub mod raw;
+pub mod run;
 pub mod schedule;

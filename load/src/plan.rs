@@ -16,7 +16,7 @@
 //!   rate: 1000                       # iterations per second
 //!   duration: 10s
 //!   max-in-flight: 64
-//! thresholds: ["p99_ms < 250", "error_rate < 0.001"]
+//! spans-per-iteration: 10            # one trace, one request per iteration
 //! ```
 
 use std::collections::BTreeMap;
@@ -56,11 +56,15 @@ pub struct Plan {
     /// What sends them.
     #[serde(default)]
     pub pipeline: Pipeline,
+    /// Spans each iteration sends (one trace, one request), default 10.
+    #[serde(default = "ten")]
+    pub spans_per_iteration: u64,
     /// How fast.
     pub workload: Workload,
-    /// Conditions checked at the end (k6-style), e.g. `p99_ms < 250`.
-    #[serde(default)]
-    pub thresholds: Vec<String>,
+}
+
+fn ten() -> u64 {
+    10
 }
 
 /// Where the spans go.
@@ -418,7 +422,7 @@ mod tests {
     #[test]
     fn a_full_plan_reads() {
         let plan = Plan::from_yaml(
-            "name: steady\nseed: 7\ntarget:\n  endpoint: http://127.0.0.1:4318/v1/traces\n  protocol: json\n  gzip: true\n  headers:\n    x-api-key: LOAD_KEY\npipeline: sdk\nworkload:\n  executor: constant-arrival-rate\n  rate: 1000\n  duration: 10s\n  max-in-flight: 8\nthresholds: [\"p99_ms < 250\"]\n",
+            "name: steady\nseed: 7\ntarget:\n  endpoint: http://127.0.0.1:4318/v1/traces\n  protocol: json\n  gzip: true\n  headers:\n    x-api-key: LOAD_KEY\npipeline: sdk\nworkload:\n  executor: constant-arrival-rate\n  rate: 1000\n  duration: 10s\n  max-in-flight: 8\nspans-per-iteration: 3\n",
             "p.yaml",
         )
         .unwrap();
@@ -427,6 +431,7 @@ mod tests {
         assert_eq!(plan.target.headers["x-api-key"], "LOAD_KEY");
         assert_eq!(plan.pipeline, Pipeline::Sdk);
         assert_eq!(plan.workload.max_in_flight(), 8);
+        assert_eq!(plan.spans_per_iteration, 3);
         assert_eq!(plan.workload.profile().unwrap().count(), 10_000);
     }
 

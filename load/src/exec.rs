@@ -1,0 +1,261 @@
+//! A plan, run: the target resolved (the embedded testbed, or a URL checked reachable before
+//! the run starts), the generator played, the figures accounted and written to
+//! `<out>/<UTC time>_<plan>/summary.json`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+
+use crate::plan::{Pipeline, Plan};
+use crate::raw::Sender;
+use crate::run::{self, Figures, Second, Status, Tally};
+
+/// Why a plan could not be run.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    /// The plan asks for something this version cannot do yet, or a header's variable is unset.
+    #[error("{0}")]
+    Unsupported(String),
+    /// The target did not accept a connection before the run.
+    #[error("target {endpoint} is unreachable: {reason}")]
+    Unreachable {
+        /// The endpoint.
+        endpoint: String,
+        /// Why.
+        reason: String,
+    },
+    /// Starting the embedded target or writing results failed.
+    #[error("{0}")]
+    Io(String),
+}
+
+/// Latency quantiles, milliseconds.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Quantiles {
+    /// Median.
+    pub p50: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// 95th percentile.
+    pub p95: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// Maximum.
+    pub max: f64,
+}
+
+impl Quantiles {
+    fn of(h: &hdrhistogram::Histogram<u64>) -> Quantiles {
+        let q = |p: f64| h.value_at_quantile(p) as f64 / 1e3;
+        Quantiles { p50: q(0.5), p90: q(0.9), p95: q(0.95), p99: q(0.99), max: h.max() as f64 / 1e3 }
+    }
+}
+
+/// Iterations: offered = started + missed; started = Σ by_status.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Iterations {
+    /// Due by the profile.
+    pub offered: u64,
+    /// Started at their due time (counted by the generator).
+    pub started: u64,
+    /// Due while every slot was busy (counted by the generator).
+    pub missed: u64,
+    /// Ended, by status (counted by the workers).
+    pub by_status: BTreeMap<Status, Tally>,
+}
+
+/// Spans: generated = accepted + rejected + Σ failed.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Spans {
+    /// Sent in started iterations (started × spans per iteration).
+    pub generated: u64,
+    /// In 2xx answers, less those refused in them.
+    pub accepted: u64,
+    /// Refused inside 2xx answers (OTLP partial success).
+    pub rejected: u64,
+    /// In iterations that did not get a 2xx, by status.
+    pub failed: BTreeMap<Status, u64>,
+    /// What the target itself says it accepted, when it can be asked (the embedded testbed).
+    pub target_accepted: Option<u64>,
+}
+
+/// `summary.json`, schema 1.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Summary {
+    /// The schema's version.
+    pub schema: u32,
+    /// The plan's name.
+    pub plan: String,
+    /// `raw` or `sdk`.
+    pub pipeline: &'static str,
+    /// The seed.
+    pub seed: u64,
+    /// Where the spans went (a URL, or `embedded`); never headers.
+    pub target: String,
+    /// Start, Unix milliseconds.
+    pub started_unix_ms: u64,
+    /// From the first due time until the last iteration ended, seconds.
+    pub elapsed_s: f64,
+    /// Iterations.
+    pub iterations: Iterations,
+    /// Spans.
+    pub spans: Spans,
+    /// Request bytes sent.
+    pub bytes: u64,
+    /// From each iteration's due time to its end.
+    pub latency_ms: Quantiles,
+    /// How late the generator was on its due times (a loaded generator shows here).
+    pub generator_lateness_ms: Quantiles,
+    /// Per second.
+    pub per_second: Vec<Second>,
+    /// The results folder.
+    #[serde(skip)]
+    pub folder: PathBuf,
+}
+
+/// `YYYYMMDDTHHMMSSZ` for a Unix time (UTC; proleptic Gregorian, days-from-civil inverse).
+pub fn utc_stamp(unix: u64) -> String {
+    let (days, secs) = ((unix / 86_400) as i64, unix % 86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}{month:02}{day:02}T{:02}{:02}{:02}Z", secs / 3600, secs % 3600 / 60, secs % 60)
+}
+
+fn reachable(endpoint: &str) -> Result<(), ExecError> {
+    let unreachable = |reason: String| ExecError::Unreachable { endpoint: endpoint.to_owned(), reason };
+    let rest = endpoint.strip_prefix("http://").ok_or_else(|| {
+        ExecError::Unsupported(format!("target {endpoint}: only http:// endpoints are supported yet"))
+    })?;
+    let authority = rest.split('/').next().unwrap_or_default();
+    let authority = if authority.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()) {
+        authority.to_owned()
+    } else {
+        format!("{authority}:80")
+    };
+    let addrs: Vec<std::net::SocketAddr> = std::net::ToSocketAddrs::to_socket_addrs(&authority)
+        .map_err(|e| unreachable(format!("cannot resolve {authority}: {e}")))?
+        .collect();
+    let mut last = String::from("no address");
+    for addr in addrs {
+        match std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5)) {
+            Ok(_) => return Ok(()),
+            Err(e) => last = format!("{addr}: {e}"),
+        }
+    }
+    Err(unreachable(last))
+}
+
+/// Runs `plan` (named `name`) and writes its results folder under `out`.
+pub fn execute(plan: &Plan, name: &str, out: &Path) -> Result<Summary, ExecError> {
+    if plan.pipeline == Pipeline::Sdk {
+        return Err(ExecError::Unsupported("pipeline: sdk is not built yet; use raw".into()));
+    }
+    let profile = plan.workload.profile().map_err(|e| ExecError::Unsupported(e.to_string()))?;
+    let mut headers = Vec::new();
+    for (header, var) in &plan.target.headers {
+        let value = std::env::var(var)
+            .map_err(|_| ExecError::Unsupported(format!("header {header}: environment variable {var} is not set")))?;
+        headers.push((header.clone(), value));
+    }
+    if plan.target.gzip {
+        return Err(ExecError::Unsupported("target.gzip is not built yet".into()));
+    }
+    let service = format!("load-{name}");
+    let (backend, url) = if plan.target.endpoint == "embedded" {
+        let config = testbed::Config {
+            limits: testbed::Limits { max_spans: 50_000_000, max_bytes: 16 << 30 },
+            ..testbed::Config::default()
+        };
+        let backend = testbed::Backend::start(config).map_err(|e| ExecError::Io(e.to_string()))?;
+        let url = backend.traces_url();
+        (Some(backend), url)
+    } else {
+        reachable(&plan.target.endpoint)?;
+        (None, plan.target.endpoint.clone())
+    };
+    let sender = Sender::new(
+        &url,
+        plan.target.protocol,
+        headers,
+        plan.seed,
+        plan.spans_per_iteration,
+        &service,
+        Duration::from_secs(10),
+    )
+    .map_err(ExecError::Io)?;
+    let started_unix_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64;
+    let figures = run::run(&profile, plan.workload.max_in_flight(), |i| sender.iteration(i));
+    let target_accepted = backend.as_ref().map(|b| {
+        let url = format!("{}/projects/{service}/stats", b.query_url());
+        reqwest::blocking::get(url)
+            .ok()
+            .and_then(|r| r.bytes().ok())
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .and_then(|v| v["accepted"].as_u64())
+            .unwrap_or(0)
+    });
+    if let Some(backend) = backend {
+        backend.shutdown();
+    }
+    let summary = summarize(plan, name, started_unix_ms, &figures, target_accepted);
+    let folder = out.join(format!("{}_{name}", utc_stamp(started_unix_ms / 1000)));
+    std::fs::create_dir_all(&folder).map_err(|e| ExecError::Io(format!("cannot create {}: {e}", folder.display())))?;
+    let json = serde_json::to_vec_pretty(&summary).map_err(|e| ExecError::Io(e.to_string()))?;
+    let path = folder.join("summary.json");
+    std::fs::write(&path, json).map_err(|e| ExecError::Io(format!("cannot write {}: {e}", path.display())))?;
+    Ok(Summary { folder, ..summary })
+}
+
+fn summarize(plan: &Plan, name: &str, started_unix_ms: u64, f: &Figures, target_accepted: Option<u64>) -> Summary {
+    let ok = f.by_status.get(&Status::Ok).copied().unwrap_or_default();
+    let failed: BTreeMap<Status, u64> =
+        f.by_status.iter().filter(|(s, _)| **s != Status::Ok).map(|(s, t)| (*s, t.spans)).collect();
+    Summary {
+        schema: 1,
+        plan: name.to_owned(),
+        pipeline: "raw",
+        seed: plan.seed,
+        target: plan.target.endpoint.clone(),
+        started_unix_ms,
+        elapsed_s: f.elapsed.as_secs_f64(),
+        iterations: Iterations {
+            offered: f.offered,
+            started: f.started,
+            missed: f.missed,
+            by_status: f.by_status.clone(),
+        },
+        spans: Spans {
+            generated: f.started * plan.spans_per_iteration,
+            accepted: ok.spans - f.rejected_spans,
+            rejected: f.rejected_spans,
+            failed,
+            target_accepted,
+        },
+        bytes: f.bytes,
+        latency_ms: Quantiles::of(&f.latency),
+        generator_lateness_ms: Quantiles::of(&f.lateness),
+        per_second: f.seconds.clone(),
+        folder: PathBuf::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::utc_stamp;
+
+    #[test]
+    fn utc_stamps() {
+        assert_eq!(utc_stamp(0), "19700101T000000Z");
+        assert_eq!(utc_stamp(951_782_400), "20000229T000000Z");
+        assert_eq!(utc_stamp(1_795_437_296), "20261123T123456Z");
+    }
+}

@@ -1,0 +1,92 @@
+//! `load`: run a load plan against an OTLP/HTTP target.
+//!
+//! ```text
+//! load run PLAN.yaml [--out results]
+//! ```
+//!
+//! Exit codes: 0 the run completed (its figures are in the results folder); 2 a bad plan or
+//! flag (file:line:column) or a plan asking for what is not built yet; 3 the target was
+//! unreachable before the run started; 1 the results could not be written.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use reliability_load::exec::{self, ExecError};
+use reliability_load::plan::Plan;
+
+#[derive(Debug, Parser)]
+#[command(name = "load", version, about = "Load runs against an OTLP/HTTP target")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a plan and write its results folder.
+    Run {
+        /// The plan (YAML).
+        plan: PathBuf,
+        /// Where results folders go.
+        #[arg(long, value_name = "DIR", default_value = "results")]
+        out: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            let _ = err.print();
+            return ExitCode::from(u8::try_from(err.exit_code()).unwrap_or(2));
+        }
+    };
+    let Command::Run { plan: path, out } = cli.command;
+    let plan = match Plan::load(&path) {
+        Ok(plan) => plan,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let name = plan
+        .name
+        .clone()
+        .unwrap_or_else(|| path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "plan".into()));
+    match exec::execute(&plan, &name, &out) {
+        Ok(summary) => {
+            let i = &summary.iterations;
+            let s = &summary.spans;
+            println!("load run {name}: results in {}", summary.folder.display());
+            println!(
+                "  iterations: {} offered, {} started, {} missed; spans: {} generated, {} accepted, {} rejected, {} failed",
+                i.offered,
+                i.started,
+                i.missed,
+                s.generated,
+                s.accepted,
+                s.rejected,
+                s.failed.values().sum::<u64>()
+            );
+            if let Some(t) = s.target_accepted {
+                println!("  the target counted {t} spans accepted");
+            }
+            let l = &summary.latency_ms;
+            println!("  latency from due time: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms", l.p50, l.p99, l.max);
+            ExitCode::SUCCESS
+        }
+        Err(e @ ExecError::Unsupported(_)) => {
+            eprintln!("error: {}: {e}", path.display());
+            ExitCode::from(2)
+        }
+        Err(e @ ExecError::Unreachable { .. }) => {
+            eprintln!("error: {e}");
+            ExitCode::from(3)
+        }
+        Err(e @ ExecError::Io(_)) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,136 @@
+//! The `raw` pipeline: OTLP/HTTP export requests built by the generator and sent straight
+//! over HTTP (no SDK), to stress the target rather than the client. Every iteration is one
+//! request of `spans` spans with ids unique across the run, so a deduplicating target counts
+//! each span once.
+
+use std::time::Duration;
+
+use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+use prost::Message;
+
+use crate::plan::Protocol;
+use crate::run::{Outcome, Status};
+
+fn text(key: &str, value: String) -> KeyValue {
+    KeyValue {
+        key: key.into(),
+        value: Some(AnyValue { value: Some(any_value::Value::StringValue(value)) }),
+        ..KeyValue::default()
+    }
+}
+
+/// Iteration `i`'s request: one trace of `spans` spans (a root and its children) for
+/// `service`, ids derived from (seed, i) so that no two iterations share one.
+pub fn request(seed: u64, i: u64, spans: u64, service: &str) -> ExportTraceServiceRequest {
+    let mut trace_id = [0u8; 16];
+    trace_id[..8].copy_from_slice(&seed.to_be_bytes());
+    trace_id[8..].copy_from_slice(&i.to_be_bytes());
+    let span_id = |j: u64| (i.wrapping_mul(1 << 16) + j + 1).to_be_bytes().to_vec();
+    let spans = (0..spans)
+        .map(|j| Span {
+            trace_id: trace_id.to_vec(),
+            span_id: span_id(j),
+            parent_span_id: if j == 0 { Vec::new() } else { span_id(0) },
+            name: if j == 0 { "invoke_agent load".into() } else { format!("chat step {j}") },
+            kind: if j == 0 { 2 } else { 3 },
+            start_time_unix_nano: 1_700_000_000_000_000_000 + i * 1_000_000 + j,
+            end_time_unix_nano: 1_700_000_000_000_500_000 + i * 1_000_000 + j,
+            attributes: vec![
+                text("gen_ai.operation.name", if j == 0 { "invoke_agent".into() } else { "chat".into() }),
+                text("gen_ai.request.model", "gpt-4o".into()),
+                text("load.iteration", i.to_string()),
+            ],
+            ..Span::default()
+        })
+        .collect();
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(Resource { attributes: vec![text("service.name", service.into())], ..Resource::default() }),
+            scope_spans: vec![ScopeSpans { spans, ..ScopeSpans::default() }],
+            ..ResourceSpans::default()
+        }],
+    }
+}
+
+/// Sends iterations to one endpoint.
+#[derive(Debug)]
+pub struct Sender {
+    client: reqwest::blocking::Client,
+    url: String,
+    protocol: Protocol,
+    headers: Vec<(String, String)>,
+    seed: u64,
+    spans: u64,
+    service: String,
+}
+
+impl Sender {
+    /// A sender of `spans`-span requests to `url`; each request times out after `timeout`.
+    pub fn new(
+        url: &str,
+        protocol: Protocol,
+        headers: Vec<(String, String)>,
+        seed: u64,
+        spans: u64,
+        service: &str,
+        timeout: Duration,
+    ) -> Result<Sender, String> {
+        let client = reqwest::blocking::Client::builder()
+            .timeout(timeout)
+            .pool_max_idle_per_host(1024)
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        Ok(Sender { client, url: url.to_owned(), protocol, headers, seed, spans, service: service.to_owned() })
+    }
+
+    /// Does iteration `i`: builds, sends and classifies its request.
+    pub fn iteration(&self, i: u64) -> Outcome {
+        let request = request(self.seed, i, self.spans, &self.service);
+        let (body, content_type) = match self.protocol {
+            Protocol::Protobuf => (request.encode_to_vec(), "application/x-protobuf"),
+            Protocol::Json => (serde_json::to_vec(&request).unwrap_or_default(), "application/json"),
+        };
+        let bytes = body.len() as u64;
+        let mut post = self.client.post(&self.url).header("content-type", content_type).body(body);
+        for (name, value) in &self.headers {
+            post = post.header(name.as_str(), value.as_str());
+        }
+        let outcome = |status, rejected| Outcome { status, spans: self.spans, rejected, bytes };
+        match post.send() {
+            Ok(response) => {
+                let status = Status::of(response.status().as_u16());
+                let rejected = match (status, self.protocol) {
+                    (Status::Ok, Protocol::Protobuf) => response
+                        .bytes()
+                        .ok()
+                        .and_then(|b| ExportTraceServiceResponse::decode(b.as_ref()).ok())
+                        .and_then(|r| r.partial_success)
+                        .map_or(0, |p| p.rejected_spans.max(0) as u64),
+                    _ => 0,
+                };
+                outcome(status, rejected.min(self.spans))
+            }
+            Err(e) if e.is_timeout() => outcome(Status::Timeout, 0),
+            Err(_) => outcome(Status::ConnectionError, 0),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_unique_across_iterations() {
+        let mut seen = std::collections::HashSet::new();
+        for i in 0..200 {
+            for span in &request(9, i, 12, "s").resource_spans[0].scope_spans[0].spans {
+                assert!(seen.insert((span.trace_id.clone(), span.span_id.clone())));
+            }
+        }
+        assert_eq!(seen.len(), 200 * 12);
+    }
+}

@@ -1,0 +1,320 @@
+//! The generator: plays a profile in real time against a pool of worker threads, one
+//! iteration per due time, and counts everything where it happens.
+//!
+//! Open model, as k6's arrival-rate executors: an iteration starts at its due time if a worker
+//! is free, and is counted as *missed* otherwise — never started late, never queued — so a
+//! slow target cannot slow the offered load down. Latency runs from the due time, not from
+//! when a worker picked the iteration up, so coordinated omission cannot hide a stall.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, PoisonError, mpsc};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+use crate::schedule::Profile;
+
+/// How one iteration ended, by the answer it got.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// 2xx.
+    Ok,
+    /// 400.
+    BadRequest,
+    /// 413: the request was too large.
+    TooLarge,
+    /// 429.
+    TooManyRequests,
+    /// 503.
+    Unavailable,
+    /// Any other 4xx.
+    OtherClientError,
+    /// Any other 5xx.
+    OtherServerError,
+    /// No answer in time.
+    Timeout,
+    /// The connection could not be made or broke.
+    ConnectionError,
+}
+
+impl Status {
+    /// The class of an HTTP status code.
+    pub fn of(code: u16) -> Status {
+        match code {
+            200..=299 => Status::Ok,
+            400 => Status::BadRequest,
+            413 => Status::TooLarge,
+            429 => Status::TooManyRequests,
+            503 => Status::Unavailable,
+            401..=412 | 414..=428 | 430..=499 => Status::OtherClientError,
+            _ => Status::OtherServerError,
+        }
+    }
+}
+
+/// What one iteration did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Outcome {
+    /// How it ended.
+    pub status: Status,
+    /// Spans it sent.
+    pub spans: u64,
+    /// Of those, spans the target refused in a 2xx answer (OTLP partial success).
+    pub rejected: u64,
+    /// Request bytes sent.
+    pub bytes: u64,
+}
+
+/// One second of the run.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Second {
+    /// Iterations due in this second.
+    pub offered: u64,
+    /// Of those, started.
+    pub started: u64,
+    /// Of those, missed (every worker busy).
+    pub missed: u64,
+    /// Iterations that ended in this second.
+    pub completed: u64,
+    /// Spans in those iterations.
+    pub spans: u64,
+    /// Request bytes in those iterations.
+    pub bytes: u64,
+}
+
+/// Iterations and spans of one status.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Tally {
+    /// Iterations.
+    pub iterations: u64,
+    /// Spans they carried.
+    pub spans: u64,
+}
+
+/// Everything a run counted.
+#[derive(Clone, Debug)]
+pub struct Figures {
+    /// Iterations due (the profile's count).
+    pub offered: u64,
+    /// Started at their due time.
+    pub started: u64,
+    /// Due while every worker was busy.
+    pub missed: u64,
+    /// Started and ended, by status.
+    pub by_status: BTreeMap<Status, Tally>,
+    /// Spans refused inside 2xx answers.
+    pub rejected_spans: u64,
+    /// Request bytes sent.
+    pub bytes: u64,
+    /// From due time to end, µs.
+    pub latency: Histogram<u64>,
+    /// Per second, from the start.
+    pub seconds: Vec<Second>,
+    /// The generator's lateness past due times (it slept too long), µs.
+    pub lateness: Histogram<u64>,
+    /// From the first due time until the last iteration ended.
+    pub elapsed: Duration,
+}
+
+impl Figures {
+    /// Iterations that ended (any status).
+    pub fn completed(&self) -> u64 {
+        self.by_status.values().map(|t| t.iterations).sum()
+    }
+}
+
+fn histogram() -> Histogram<u64> {
+    // 1 µs to 1 hour, 3 significant digits.
+    Histogram::new_with_bounds(1, 3_600_000_000, 3)
+        .unwrap_or_else(|_| Histogram::new(3).unwrap_or_else(|_| unreachable!()))
+}
+
+struct Shared {
+    by_status: BTreeMap<Status, Tally>,
+    rejected: u64,
+    bytes: u64,
+    latency: Histogram<u64>,
+    seconds: Vec<Second>,
+}
+
+fn second(seconds: &mut Vec<Second>, at: Duration) -> &mut Second {
+    let i = at.as_secs() as usize;
+    if seconds.len() <= i {
+        seconds.resize(i + 1, Second::default());
+    }
+    &mut seconds[i]
+}
+
+/// Runs `profile` in real time with `workers` iterations in flight at most; `iteration(i)`
+/// does iteration `i` (it must end by itself: give its I/O a timeout). Returns when every
+/// started iteration has ended.
+pub fn run<F>(profile: &Profile, workers: usize, iteration: F) -> Figures
+where
+    F: Fn(u64) -> Outcome + Sync,
+{
+    run_observed(profile, workers, iteration, || {})
+}
+
+/// [`run`], calling `generated` once the last due time has been dealt with (tests use it to
+/// hold a worker busy for exactly the whole schedule).
+pub(crate) fn run_observed<F>(profile: &Profile, workers: usize, iteration: F, generated: impl FnOnce()) -> Figures
+where
+    F: Fn(u64) -> Outcome + Sync,
+{
+    let workers = workers.max(1);
+    let free = AtomicUsize::new(workers);
+    let shared = Mutex::new(Shared {
+        by_status: BTreeMap::new(),
+        rejected: 0,
+        bytes: 0,
+        latency: histogram(),
+        seconds: Vec::new(),
+    });
+    let (tx, rx) = mpsc::channel::<(u64, Duration)>();
+    let rx = Mutex::new(rx);
+    let mut started = 0u64;
+    let mut missed = 0u64;
+    let mut lateness = histogram();
+    let mut offered_seconds: Vec<Second> = Vec::new();
+    let origin = Instant::now();
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| {
+                loop {
+                    let job = rx.lock().unwrap_or_else(PoisonError::into_inner).recv();
+                    let Ok((i, due)) = job else { return };
+                    let outcome = iteration(i);
+                    let ended = origin.elapsed();
+                    let mut s = shared.lock().unwrap_or_else(PoisonError::into_inner);
+                    let tally = s.by_status.entry(outcome.status).or_default();
+                    tally.iterations += 1;
+                    tally.spans += outcome.spans;
+                    s.rejected += outcome.rejected;
+                    s.bytes += outcome.bytes;
+                    s.latency.saturating_record(ended.saturating_sub(due).as_micros().max(1) as u64);
+                    let sec = second(&mut s.seconds, ended);
+                    sec.completed += 1;
+                    sec.spans += outcome.spans;
+                    sec.bytes += outcome.bytes;
+                    drop(s);
+                    free.fetch_add(1, Ordering::AcqRel);
+                }
+            });
+        }
+        for (i, due) in profile.starts().enumerate() {
+            let now = origin.elapsed();
+            if due > now {
+                std::thread::sleep(due - now);
+            }
+            lateness.saturating_record(origin.elapsed().saturating_sub(due).as_micros().max(1) as u64);
+            let sec = second(&mut offered_seconds, due);
+            sec.offered += 1;
+            let took = free.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1)).is_ok();
+            if took && tx.send((i as u64, due)).is_ok() {
+                started += 1;
+                sec.started += 1;
+            } else {
+                missed += 1;
+                sec.missed += 1;
+            }
+        }
+        drop(tx);
+        generated();
+    });
+    let elapsed = origin.elapsed();
+    let s = shared.into_inner().unwrap_or_else(PoisonError::into_inner);
+    let mut seconds = s.seconds;
+    if seconds.len() < offered_seconds.len() {
+        seconds.resize(offered_seconds.len(), Second::default());
+    }
+    for (sec, offered) in seconds.iter_mut().zip(offered_seconds) {
+        sec.offered = offered.offered;
+        sec.started = offered.started;
+        sec.missed = offered.missed;
+    }
+    Figures {
+        offered: profile.count(),
+        started,
+        missed,
+        by_status: s.by_status,
+        rejected_spans: s.rejected,
+        bytes: s.bytes,
+        latency: s.latency,
+        seconds,
+        lateness,
+        elapsed,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_fall_in_their_classes() {
+        let classes: Vec<Status> = [200, 204, 400, 401, 413, 429, 499, 500, 502, 503, 504].map(Status::of).to_vec();
+        use Status::*;
+        assert_eq!(
+            classes,
+            [
+                Ok,
+                Ok,
+                BadRequest,
+                OtherClientError,
+                TooLarge,
+                TooManyRequests,
+                OtherClientError,
+                OtherServerError,
+                OtherServerError,
+                Unavailable,
+                OtherServerError
+            ]
+        );
+    }
+
+    /// Every due iteration is either started or missed, and every started one ends with a
+    /// status: counted by the generator and by the workers separately.
+    #[test]
+    fn every_iteration_is_placed() {
+        let profile = Profile::constant(400.0, Duration::from_millis(500)).unwrap_or_else(|e| panic!("{e}"));
+        let figures = run(&profile, 4, |i| Outcome {
+            status: if i % 5 == 0 { Status::Unavailable } else { Status::Ok },
+            spans: 3,
+            rejected: 0,
+            bytes: 100,
+        });
+        assert_eq!(figures.offered, 200);
+        assert_eq!(figures.started + figures.missed, 200);
+        assert_eq!(figures.completed(), figures.started);
+        let per_second: u64 = figures.seconds.iter().map(|s| s.offered).sum();
+        assert_eq!(per_second, 200);
+        assert_eq!(figures.seconds.iter().map(|s| s.completed).sum::<u64>(), figures.started);
+        assert_eq!(figures.bytes, 100 * figures.started);
+        let spans: u64 = figures.by_status.values().map(|t| t.spans).sum();
+        assert_eq!(spans, 3 * figures.started);
+    }
+
+    /// With one worker held busy by iteration 0 until the generator has dealt with every due
+    /// time, the other 19 are missed — not queued, not started late.
+    #[test]
+    fn a_busy_pool_misses_instead_of_queueing() {
+        let profile = Profile::constant(100.0, Duration::from_millis(200)).unwrap_or_else(|e| panic!("{e}"));
+        let done = std::sync::atomic::AtomicBool::new(false);
+        let figures = run_observed(
+            &profile,
+            1,
+            |i| {
+                while i == 0 && !done.load(Ordering::Acquire) {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Outcome { status: Status::Ok, spans: 1, rejected: 0, bytes: 1 }
+            },
+            || done.store(true, Ordering::Release),
+        );
+        assert_eq!((figures.offered, figures.started, figures.missed), (20, 1, 19));
+        assert_eq!(figures.seconds[0].missed, 19);
+    }
+}

@@ -1,0 +1,67 @@
+//! `load run` as a user runs it: a plan against the embedded testbed, the results folder, and
+//! every iteration and span placed — the generator's counts, the workers' counts and the
+//! target's own count agreeing. Bad input: exit 2 with the plan's line and column; an
+//! unreachable target: exit 3 before the run.
+
+#![expect(clippy::unwrap_used, reason = "tests: a panic is the failure report")]
+
+use std::process::Command;
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_load");
+
+fn run(plan: &str) -> (std::process::Output, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("plan.yaml");
+    std::fs::write(&path, plan).unwrap();
+    let out = dir.path().join("results");
+    let output = Command::new(BIN).arg("run").arg(&path).arg("--out").arg(&out).output().unwrap();
+    (output, dir)
+}
+
+#[test]
+fn a_run_places_every_iteration_and_span() {
+    let (output, dir) = run(
+        "name: tiny\nspans-per-iteration: 4\nworkload:\n  executor: constant-arrival-rate\n  rate: 100\n  duration: 1s\n",
+    );
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let folders: Vec<_> = std::fs::read_dir(dir.path().join("results")).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(folders.len(), 1);
+    assert!(folders[0].file_name().unwrap().to_string_lossy().ends_with("Z_tiny"), "{folders:?}");
+    let s: Value = serde_json::from_slice(&std::fs::read(folders[0].join("summary.json")).unwrap()).unwrap();
+    assert_eq!(s["schema"], 1);
+    let it = &s["iterations"];
+    let n = |v: &Value| v.as_u64().unwrap();
+    assert_eq!(n(&it["offered"]), 100);
+    assert_eq!(n(&it["started"]) + n(&it["missed"]), 100);
+    let by_status: u64 = it["by_status"].as_object().unwrap().values().map(|t| n(&t["iterations"])).sum();
+    assert_eq!(by_status, n(&it["started"]), "every started iteration ended with a status");
+    let sp = &s["spans"];
+    assert_eq!(n(&sp["generated"]), 4 * n(&it["started"]));
+    let failed: u64 = sp["failed"].as_object().unwrap().values().map(n).sum();
+    assert_eq!(n(&sp["accepted"]) + n(&sp["rejected"]) + failed, n(&sp["generated"]));
+    assert_eq!(sp["target_accepted"], sp["accepted"], "the target counted what the client was told it accepted");
+    let per_second: u64 = s["per_second"].as_array().unwrap().iter().map(|x| n(&x["offered"])).sum();
+    assert_eq!(per_second, 100);
+}
+
+#[test]
+fn bad_input_exits_2_or_3_before_the_run() {
+    let (output, _dir) = run("workload:\n  executor: constant-arrival-rate\n  rate: fast\n  duration: 1s\n");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("plan.yaml:3:9:"), "{output:?}");
+    let (output, _dir) =
+        run("pipeline: sdk\nworkload:\n  executor: constant-arrival-rate\n  rate: 1\n  duration: 1s\n");
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    let (output, _dir) = run(
+        "target:\n  endpoint: http://127.0.0.1:4318/v1/traces\n  headers: {x-api-key: LOAD_TEST_UNSET_VARIABLE}\nworkload:\n  executor: constant-arrival-rate\n  rate: 1\n  duration: 1s\n",
+    );
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    // Port 0 never accepts a connection.
+    let (output, dir) = run(
+        "target:\n  endpoint: http://127.0.0.1:0/v1/traces\nworkload:\n  executor: constant-arrival-rate\n  rate: 1\n  duration: 1s\n",
+    );
+    assert_eq!(output.status.code(), Some(3), "{output:?}");
+    assert!(!dir.path().join("results").exists(), "nothing ran");
+}
