@@ -11,6 +11,7 @@ use serde::Serialize;
 use crate::plan::{Pipeline, Plan};
 use crate::raw::Sender;
 use crate::run::{self, Figures, Second, Status, Tally};
+use crate::threshold::Verdict;
 
 /// Why a plan could not be run.
 #[derive(Debug, thiserror::Error)]
@@ -110,6 +111,8 @@ pub struct Summary {
     pub generator_lateness_ms: Quantiles,
     /// Per second.
     pub per_second: Vec<Second>,
+    /// The plan's thresholds, judged.
+    pub thresholds: Vec<Verdict>,
     /// The results folder.
     #[serde(skip)]
     pub folder: PathBuf,
@@ -219,6 +222,29 @@ fn summarize(plan: &Plan, name: &str, started_unix_ms: u64, f: &Figures, target_
     let ok = f.by_status.get(&Status::Ok).copied().unwrap_or_default();
     let failed: BTreeMap<Status, u64> =
         f.by_status.iter().filter(|(s, _)| **s != Status::Ok).map(|(s, t)| (*s, t.spans)).collect();
+    let latency = Quantiles::of(&f.latency);
+    let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+    let accepted = ok.spans - f.rejected_spans;
+    let figure = |metric: &str| match metric {
+        "p50_ms" => latency.p50,
+        "p90_ms" => latency.p90,
+        "p95_ms" => latency.p95,
+        "p99_ms" => latency.p99,
+        "max_ms" => latency.max,
+        "error_rate" => ratio(f.completed() - ok.iterations, f.completed()),
+        "missed_rate" => ratio(f.missed, f.offered),
+        "achieved_ratio" => ratio(ok.iterations, f.offered),
+        "spans_per_second" => accepted as f64 / f.elapsed.as_secs_f64().max(1e-9),
+        _ => f64::NAN,
+    };
+    let thresholds = plan
+        .thresholds
+        .iter()
+        .map(|t| {
+            let value = figure(&t.metric);
+            Verdict { threshold: t.clone(), value, passed: t.holds(value) }
+        })
+        .collect();
     Summary {
         schema: 1,
         plan: name.to_owned(),
@@ -235,15 +261,16 @@ fn summarize(plan: &Plan, name: &str, started_unix_ms: u64, f: &Figures, target_
         },
         spans: Spans {
             generated: f.started * plan.spans_per_iteration,
-            accepted: ok.spans - f.rejected_spans,
+            accepted,
             rejected: f.rejected_spans,
             failed,
             target_accepted,
         },
         bytes: f.bytes,
-        latency_ms: Quantiles::of(&f.latency),
+        latency_ms: latency,
         generator_lateness_ms: Quantiles::of(&f.lateness),
         per_second: f.seconds.clone(),
+        thresholds,
         folder: PathBuf::new(),
     }
 }

@@ -17,8 +17,7 @@
 //! - [`exec`] and the `load run PLAN` command: the embedded testbed or a URL checked
 //!   reachable first, and `results/<UTC time>_<plan>/summary.json`.
 //!
-//! Not here yet: the `sdk` pipeline, gzip, the closed model (virtual users), GenAI scenarios,
-//! thresholds, the SUT watcher, graphs and `report.html`, live progress, the capacity search,
+//! Not here yet: the `sdk` pipeline, gzip, the closed model (virtual users), GenAI scenarios, the SUT watcher, graphs and `report.html`, live progress, the capacity search,
 //! segments and merging.
 
 pub mod exec;
@@ -26,3 +25,4 @@ pub mod plan;
 pub mod raw;
 pub mod run;
 pub mod schedule;
+pub mod threshold;

@@ -4,9 +4,10 @@
 //! load run PLAN.yaml [--out results]
 //! ```
 //!
-//! Exit codes: 0 the run completed (its figures are in the results folder); 2 a bad plan or
-//! flag (file:line:column) or a plan asking for what is not built yet; 3 the target was
-//! unreachable before the run started; 1 the results could not be written.
+//! Exit codes: 0 the run completed and its thresholds held (figures in the results folder);
+//! 1 a threshold was breached (the results are written all the same); 2 a bad plan or flag
+//! (file:line:column) or a plan asking for what is not built yet; 3 the target was
+//! unreachable before the run started; 4 the results could not be written.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -74,7 +75,11 @@ fn main() -> ExitCode {
             }
             let l = &summary.latency_ms;
             println!("  latency from due time: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms", l.p50, l.p99, l.max);
-            ExitCode::SUCCESS
+            for v in &summary.thresholds {
+                let verdict = if v.passed { "ok" } else { "BREACHED" };
+                println!("  threshold {}: {verdict} ({} = {:.4})", v.threshold.expr, v.threshold.metric, v.value);
+            }
+            if summary.thresholds.iter().all(|v| v.passed) { ExitCode::SUCCESS } else { ExitCode::from(1) }
         }
         Err(e @ ExecError::Unsupported(_)) => {
             eprintln!("error: {}: {e}", path.display());
@@ -86,7 +91,7 @@ fn main() -> ExitCode {
         }
         Err(e @ ExecError::Io(_)) => {
             eprintln!("error: {e}");
-            ExitCode::from(1)
+            ExitCode::from(4)
         }
     }
 }

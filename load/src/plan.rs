@@ -17,6 +17,7 @@
 //!   duration: 10s
 //!   max-in-flight: 64
 //! spans-per-iteration: 10            # one trace, one request per iteration
+//! thresholds: ["p99_ms < 250", "error_rate < 0.001"]
 //! ```
 
 use std::collections::BTreeMap;
@@ -25,6 +26,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::schedule::{Profile, ProfileError, Spike};
+use crate::threshold::Threshold;
 
 /// A plan that could not be read: where, and what.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -61,6 +63,9 @@ pub struct Plan {
     pub spans_per_iteration: u64,
     /// How fast.
     pub workload: Workload,
+    /// Conditions checked at the end (k6-style), e.g. `p99_ms < 250`; a breach is exit 1.
+    #[serde(default)]
+    pub thresholds: Vec<Threshold>,
 }
 
 fn ten() -> u64 {
@@ -468,6 +473,7 @@ mod tests {
                 "spike",
             ),
             ("seed: 1\n".to_owned(), (1, 1), "workload"),
+            (format!("{head}  rate: 1\n  duration: 1s\nthresholds: [\"p99_ms < 1\", \"p42 < 1\"]\n"), (5, 28), "p42"),
         ];
         for (text, (line, column), culprit) in cases {
             let e = Plan::from_yaml(&text, "plan.yaml").unwrap_err();

@@ -23,7 +23,7 @@ fn run(plan: &str) -> (std::process::Output, tempfile::TempDir) {
 #[test]
 fn a_run_places_every_iteration_and_span() {
     let (output, dir) = run(
-        "name: tiny\nspans-per-iteration: 4\nworkload:\n  executor: constant-arrival-rate\n  rate: 100\n  duration: 1s\n",
+        "name: tiny\nspans-per-iteration: 4\nworkload:\n  executor: constant-arrival-rate\n  rate: 100\n  duration: 1s\nthresholds: [\"missed_rate <= 1\"]\n",
     );
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let folders: Vec<_> = std::fs::read_dir(dir.path().join("results")).unwrap().map(|e| e.unwrap().path()).collect();
@@ -44,6 +44,20 @@ fn a_run_places_every_iteration_and_span() {
     assert_eq!(sp["target_accepted"], sp["accepted"], "the target counted what the client was told it accepted");
     let per_second: u64 = s["per_second"].as_array().unwrap().iter().map(|x| n(&x["offered"])).sum();
     assert_eq!(per_second, 100);
+    assert_eq!(s["thresholds"][0]["passed"], true);
+}
+
+/// A threshold no run can keep: the results are written and the exit code is 1.
+#[test]
+fn a_breached_threshold_exits_1_with_results_written() {
+    let (output, dir) = run(
+        "workload:\n  executor: constant-arrival-rate\n  rate: 20\n  duration: 500ms\nthresholds: [\"p99_ms < 0\"]\n",
+    );
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let folder = std::fs::read_dir(dir.path().join("results")).unwrap().next().unwrap().unwrap().path();
+    let s: Value = serde_json::from_slice(&std::fs::read(folder.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(s["thresholds"][0]["passed"], false);
+    assert!(s["thresholds"][0]["value"].as_f64().unwrap() > 0.0);
 }
 
 #[test]
