@@ -82,6 +82,25 @@ pub struct Spans {
     pub target_accepted: Option<u64>,
 }
 
+/// One scenario's figures.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ScenarioSummary {
+    /// Its name.
+    pub name: String,
+    /// Its weight in the mix.
+    pub weight: f64,
+    /// Iterations that ended.
+    pub iterations: u64,
+    /// Spans they sent.
+    pub spans: u64,
+    /// Request bytes.
+    pub bytes: u64,
+    /// By status.
+    pub by_status: BTreeMap<Status, Tally>,
+    /// From due time to end.
+    pub latency_ms: Quantiles,
+}
+
 /// `summary.json`, schema 1.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Summary {
@@ -111,6 +130,8 @@ pub struct Summary {
     pub generator_lateness_ms: Quantiles,
     /// Per second.
     pub per_second: Vec<Second>,
+    /// Per scenario of the mix (`filler` without one).
+    pub scenarios: Vec<ScenarioSummary>,
     /// The plan's thresholds, judged.
     pub thresholds: Vec<Verdict>,
     /// The results folder.
@@ -185,6 +206,11 @@ pub fn execute(plan: &Plan, name: &str, out: &Path) -> Result<Summary, ExecError
         reachable(&plan.target.endpoint)?;
         (None, plan.target.endpoint.clone())
     };
+    let mix = plan.mix().map_err(ExecError::Unsupported)?;
+    let names: Vec<(String, f64)> = match &mix {
+        Some(mix) => mix.iter().map(|s| (s.name.clone(), s.weight)).collect(),
+        None => vec![("filler".to_owned(), 1.0)],
+    };
     let sender = Sender::new(
         &url,
         plan.target.protocol,
@@ -195,8 +221,14 @@ pub fn execute(plan: &Plan, name: &str, out: &Path) -> Result<Summary, ExecError
         Duration::from_secs(10),
     )
     .map_err(ExecError::Io)?;
+    let sender = match mix {
+        Some(mix) => sender.with_mix(mix),
+        None => sender,
+    };
     let started_unix_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64;
-    let figures = run::run(&profile, plan.workload.max_in_flight(), |i| sender.iteration(i));
+    let figures = run::run(&profile, plan.workload.max_in_flight(), names.len(), &|i| sender.spans_of(i), |i| {
+        sender.iteration(i)
+    });
     let target_accepted = backend.as_ref().map(|b| {
         let url = format!("{}/projects/{service}/stats", b.query_url());
         reqwest::blocking::get(url)
@@ -209,7 +241,7 @@ pub fn execute(plan: &Plan, name: &str, out: &Path) -> Result<Summary, ExecError
     if let Some(backend) = backend {
         backend.shutdown();
     }
-    let summary = summarize(plan, name, started_unix_ms, &figures, target_accepted);
+    let summary = summarize(plan, name, &names, started_unix_ms, &figures, target_accepted);
     let folder = out.join(format!("{}_{name}", utc_stamp(started_unix_ms / 1000)));
     std::fs::create_dir_all(&folder).map_err(|e| ExecError::Io(format!("cannot create {}: {e}", folder.display())))?;
     let json = serde_json::to_vec_pretty(&summary).map_err(|e| ExecError::Io(e.to_string()))?;
@@ -218,7 +250,14 @@ pub fn execute(plan: &Plan, name: &str, out: &Path) -> Result<Summary, ExecError
     Ok(Summary { folder, ..summary })
 }
 
-fn summarize(plan: &Plan, name: &str, started_unix_ms: u64, f: &Figures, target_accepted: Option<u64>) -> Summary {
+fn summarize(
+    plan: &Plan,
+    name: &str,
+    names: &[(String, f64)],
+    started_unix_ms: u64,
+    f: &Figures,
+    target_accepted: Option<u64>,
+) -> Summary {
     let ok = f.by_status.get(&Status::Ok).copied().unwrap_or_default();
     let failed: BTreeMap<Status, u64> =
         f.by_status.iter().filter(|(s, _)| **s != Status::Ok).map(|(s, t)| (*s, t.spans)).collect();
@@ -259,17 +298,24 @@ fn summarize(plan: &Plan, name: &str, started_unix_ms: u64, f: &Figures, target_
             missed: f.missed,
             by_status: f.by_status.clone(),
         },
-        spans: Spans {
-            generated: f.started * plan.spans_per_iteration,
-            accepted,
-            rejected: f.rejected_spans,
-            failed,
-            target_accepted,
-        },
+        spans: Spans { generated: f.generated_spans, accepted, rejected: f.rejected_spans, failed, target_accepted },
         bytes: f.bytes,
         latency_ms: latency,
         generator_lateness_ms: Quantiles::of(&f.lateness),
         per_second: f.seconds.clone(),
+        scenarios: names
+            .iter()
+            .zip(&f.by_scenario)
+            .map(|((name, weight), s)| ScenarioSummary {
+                name: name.clone(),
+                weight: *weight,
+                iterations: s.by_status.values().map(|t| t.iterations).sum(),
+                spans: s.by_status.values().map(|t| t.spans).sum(),
+                bytes: s.bytes,
+                by_status: s.by_status.clone(),
+                latency_ms: Quantiles::of(&s.latency),
+            })
+            .collect(),
         thresholds,
         folder: PathBuf::new(),
     }

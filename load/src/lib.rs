@@ -24,5 +24,6 @@ pub mod exec;
 pub mod plan;
 pub mod raw;
 pub mod run;
+pub mod scenario;
 pub mod schedule;
 pub mod threshold;

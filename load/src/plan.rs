@@ -25,6 +25,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::scenario::{self, Scenario, Step};
 use crate::schedule::{Profile, ProfileError, Spike};
 use crate::threshold::Threshold;
 
@@ -58,9 +59,13 @@ pub struct Plan {
     /// What sends them.
     #[serde(default)]
     pub pipeline: Pipeline,
-    /// Spans each iteration sends (one trace, one request), default 10.
+    /// Spans each iteration sends (one trace, one request), default 10; for plans without
+    /// `scenarios`.
     #[serde(default = "ten")]
     pub spans_per_iteration: u64,
+    /// A weighted mix of GenAI workflows; each iteration is one trace of one of them.
+    #[serde(default)]
+    pub scenarios: Option<Vec<Scenario>>,
     /// How fast.
     pub workload: Workload,
     /// Conditions checked at the end (k6-style), e.g. `p99_ms < 250`; a breach is exit 1.
@@ -376,7 +381,54 @@ fn workload_position(text: &str, key: &str) -> (usize, usize) {
     (start + 1, 1)
 }
 
+/// A scenario ready to run: its name, weight, root agent and steps (built-ins resolved).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Resolved {
+    /// Its name.
+    pub name: String,
+    /// Its weight in the mix.
+    pub weight: f64,
+    /// The root agent.
+    pub agent: String,
+    /// The steps.
+    pub steps: Vec<Step>,
+}
+
+/// Where a top-level `key:` sits (line, column; 1-based), or (0, 0).
+fn top_position(text: &str, key: &str) -> (usize, usize) {
+    text.lines().position(|l| l.starts_with(&format!("{key}:"))).map_or((0, 0), |i| (i + 1, 1))
+}
+
 impl Plan {
+    /// The plan's mix, built-ins resolved; `Err` names what is wrong.
+    pub fn mix(&self) -> Result<Option<Vec<Resolved>>, String> {
+        let Some(scenarios) = &self.scenarios else { return Ok(None) };
+        if scenarios.is_empty() || scenarios.iter().all(|s| s.weight.0 == 0.0) {
+            return Err("scenarios: the mix needs at least one scenario of weight > 0".into());
+        }
+        let mut out = Vec::new();
+        for s in scenarios {
+            let (agent, steps) = match &s.steps {
+                Some(steps) => (s.agent.clone().unwrap_or_else(|| s.name.clone()), steps.clone()),
+                None => {
+                    let (agent, steps) = scenario::built_in(&s.name).ok_or_else(|| {
+                        format!(
+                            "scenarios: {:?} is not a built-in scenario (built-ins: {}); give it steps",
+                            s.name,
+                            scenario::BUILT_IN.join(", ")
+                        )
+                    })?;
+                    (s.agent.clone().unwrap_or_else(|| agent.to_owned()), steps)
+                }
+            };
+            if steps.is_empty() {
+                return Err(format!("scenarios: {:?} has no steps", s.name));
+            }
+            out.push(Resolved { name: s.name.clone(), weight: s.weight.0, agent, steps });
+        }
+        Ok(Some(out))
+    }
+
     /// Reads a plan; `origin` names it in errors.
     pub fn from_yaml(text: &str, origin: &str) -> Result<Plan, PlanError> {
         let plan: Plan = serde_yaml::from_str(text).map_err(|e| {
@@ -403,6 +455,10 @@ impl Plan {
                 _ => "duration",
             };
             return Err(at(key, format!("workload: {e}")));
+        }
+        if let Err(message) = plan.mix() {
+            let (line, column) = top_position(text, "scenarios");
+            return Err(PlanError { origin: origin.to_owned(), line, column, message });
         }
         Ok(plan)
     }
@@ -474,6 +530,8 @@ mod tests {
             ),
             ("seed: 1\n".to_owned(), (1, 1), "workload"),
             (format!("{head}  rate: 1\n  duration: 1s\nthresholds: [\"p99_ms < 1\", \"p42 < 1\"]\n"), (5, 28), "p42"),
+            (format!("{head}  rate: 1\n  duration: 1s\nscenarios:\n  - {{name: simple_qeury, weight: 1}}\n"), (5, 1), "simple_query"),
+            (format!("{head}  rate: 1\n  duration: 1s\nscenarios:\n  - {{name: x, weight: 1, stesp: []}}\n"), (6, 26), "stesp"),
         ];
         for (text, (line, column), culprit) in cases {
             let e = Plan::from_yaml(&text, "plan.yaml").unwrap_err();
@@ -503,5 +561,6 @@ mod examples {
         // 100→1000 over 20 s (11,000) + 1000→5000 over 20 s (60,000) + 5000→0 over 10 s (25,000).
         assert_eq!(counts["ramp-to-5k"], 96_000);
         assert_eq!(counts["burst"], 50 * 200 + 2 * 5 * 2000);
+        assert_eq!(counts["genai-mix"], 600);
     }
 }

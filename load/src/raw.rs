@@ -11,8 +11,9 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use prost::Message;
 
-use crate::plan::Protocol;
+use crate::plan::{Protocol, Resolved};
 use crate::run::{Outcome, Status};
+use crate::scenario::{Rng, TraceBuilder};
 
 fn text(key: &str, value: String) -> KeyValue {
     KeyValue {
@@ -65,6 +66,7 @@ pub struct Sender {
     seed: u64,
     spans: u64,
     service: String,
+    mix: Option<Vec<Resolved>>,
 }
 
 impl Sender {
@@ -83,12 +85,66 @@ impl Sender {
             .pool_max_idle_per_host(1024)
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
-        Ok(Sender { client, url: url.to_owned(), protocol, headers, seed, spans, service: service.to_owned() })
+        Ok(Sender {
+            client,
+            url: url.to_owned(),
+            protocol,
+            headers,
+            seed,
+            spans,
+            service: service.to_owned(),
+            mix: None,
+        })
+    }
+
+    /// The same sender drawing each iteration's trace from a weighted mix of scenarios.
+    pub fn with_mix(mut self, mix: Vec<Resolved>) -> Sender {
+        self.mix = Some(mix);
+        self
+    }
+
+    /// The spans iteration `i` sends (the same draw as [`Sender::build`], without building).
+    pub fn spans_of(&self, i: u64) -> u64 {
+        match &self.mix {
+            None => self.spans,
+            Some(mix) => crate::scenario::span_count(&mix[self.pick(i, &mut self.rng_for(i))].steps),
+        }
+    }
+
+    fn rng_for(&self, i: u64) -> Rng {
+        Rng(self.seed ^ i.wrapping_mul(0xA24B_AED4_963E_E407))
+    }
+
+    fn pick(&self, _i: u64, rng: &mut Rng) -> usize {
+        let mix = self.mix.as_deref().unwrap_or_default();
+        let total: f64 = mix.iter().map(|s| s.weight).sum();
+        let mut draw = rng.unit() * total;
+        let pick = mix.iter().position(|s| {
+            draw -= s.weight;
+            draw < 0.0
+        });
+        pick.unwrap_or(mix.len().saturating_sub(1))
+    }
+
+    /// Iteration `i`'s request and its scenario: drawn from the mix by weight with a PRNG
+    /// seeded by (seed, i), so the run replays; the filler trace without a mix.
+    pub fn build(&self, i: u64) -> (ExportTraceServiceRequest, usize) {
+        let Some(mix) = &self.mix else { return (request(self.seed, i, self.spans, &self.service), 0) };
+        let mut rng = self.rng_for(i);
+        let index = self.pick(i, &mut rng);
+        let scenario = &mix[index];
+        let mut builder = TraceBuilder::new(self.seed, i, &mut rng);
+        builder.agent(&[], &scenario.agent, &scenario.steps);
+        let spans = std::mem::take(&mut builder.spans);
+        let mut request = request(self.seed, i, 0, &self.service);
+        request.resource_spans[0].scope_spans[0].spans = spans;
+        (request, index)
     }
 
     /// Does iteration `i`: builds, sends and classifies its request.
     pub fn iteration(&self, i: u64) -> Outcome {
-        let request = request(self.seed, i, self.spans, &self.service);
+        let (request, scenario) = self.build(i);
+        let spans = request.resource_spans.iter().flat_map(|r| &r.scope_spans).map(|s| s.spans.len() as u64).sum();
         let (body, content_type) = match self.protocol {
             Protocol::Protobuf => (request.encode_to_vec(), "application/x-protobuf"),
             Protocol::Json => (serde_json::to_vec(&request).unwrap_or_default(), "application/json"),
@@ -98,7 +154,7 @@ impl Sender {
         for (name, value) in &self.headers {
             post = post.header(name.as_str(), value.as_str());
         }
-        let outcome = |status, rejected| Outcome { status, spans: self.spans, rejected, bytes };
+        let outcome = |status, rejected| Outcome { status, spans, rejected, bytes, scenario };
         match post.send() {
             Ok(response) => {
                 let status = Status::of(response.status().as_u16());
@@ -111,7 +167,7 @@ impl Sender {
                         .map_or(0, |p| p.rejected_spans.max(0) as u64),
                     _ => 0,
                 };
-                outcome(status, rejected.min(self.spans))
+                outcome(status, rejected.min(spans))
             }
             Err(e) if e.is_timeout() => outcome(Status::Timeout, 0),
             Err(_) => outcome(Status::ConnectionError, 0),

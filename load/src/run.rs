@@ -66,6 +66,19 @@ pub struct Outcome {
     pub rejected: u64,
     /// Request bytes sent.
     pub bytes: u64,
+    /// Which scenario of the mix it was (0 without a mix).
+    pub scenario: usize,
+}
+
+/// One scenario's share of a run.
+#[derive(Clone, Debug)]
+pub struct ScenarioFigures {
+    /// Ended iterations by status.
+    pub by_status: BTreeMap<Status, Tally>,
+    /// Request bytes.
+    pub bytes: u64,
+    /// From due time to end, µs.
+    pub latency: Histogram<u64>,
 }
 
 /// One second of the run.
@@ -103,6 +116,8 @@ pub struct Figures {
     pub started: u64,
     /// Due while every worker was busy.
     pub missed: u64,
+    /// Spans in the started iterations, counted by the generator.
+    pub generated_spans: u64,
     /// Started and ended, by status.
     pub by_status: BTreeMap<Status, Tally>,
     /// Spans refused inside 2xx answers.
@@ -113,6 +128,8 @@ pub struct Figures {
     pub latency: Histogram<u64>,
     /// Per second, from the start.
     pub seconds: Vec<Second>,
+    /// Per scenario of the mix (one entry without a mix).
+    pub by_scenario: Vec<ScenarioFigures>,
     /// The generator's lateness past due times (it slept too long), µs.
     pub lateness: Histogram<u64>,
     /// From the first due time until the last iteration ended.
@@ -133,6 +150,7 @@ fn histogram() -> Histogram<u64> {
 }
 
 struct Shared {
+    by_scenario: Vec<ScenarioFigures>,
     by_status: BTreeMap<Status, Tally>,
     rejected: u64,
     bytes: u64,
@@ -151,22 +169,39 @@ fn second(seconds: &mut Vec<Second>, at: Duration) -> &mut Second {
 /// Runs `profile` in real time with `workers` iterations in flight at most; `iteration(i)`
 /// does iteration `i` (it must end by itself: give its I/O a timeout). Returns when every
 /// started iteration has ended.
-pub fn run<F>(profile: &Profile, workers: usize, iteration: F) -> Figures
+/// `spans_of(i)` is what iteration `i` will send, told to the generator so that it counts the
+/// spans it starts on its own (the workers count them again from what was sent).
+pub fn run<F>(
+    profile: &Profile,
+    workers: usize,
+    scenarios: usize,
+    spans_of: &dyn Fn(u64) -> u64,
+    iteration: F,
+) -> Figures
 where
     F: Fn(u64) -> Outcome + Sync,
 {
-    run_observed(profile, workers, iteration, || {})
+    run_observed(profile, workers, scenarios, spans_of, iteration, || {})
 }
 
 /// [`run`], calling `generated` once the last due time has been dealt with (tests use it to
 /// hold a worker busy for exactly the whole schedule).
-pub(crate) fn run_observed<F>(profile: &Profile, workers: usize, iteration: F, generated: impl FnOnce()) -> Figures
+pub(crate) fn run_observed<F>(
+    profile: &Profile,
+    workers: usize,
+    scenarios: usize,
+    spans_of: &dyn Fn(u64) -> u64,
+    iteration: F,
+    generated: impl FnOnce(),
+) -> Figures
 where
     F: Fn(u64) -> Outcome + Sync,
 {
     let workers = workers.max(1);
     let free = AtomicUsize::new(workers);
+    let blank = ScenarioFigures { by_status: BTreeMap::new(), bytes: 0, latency: histogram() };
     let shared = Mutex::new(Shared {
+        by_scenario: vec![blank; scenarios.max(1)],
         by_status: BTreeMap::new(),
         rejected: 0,
         bytes: 0,
@@ -177,6 +212,7 @@ where
     let rx = Mutex::new(rx);
     let mut started = 0u64;
     let mut missed = 0u64;
+    let mut generated_spans = 0u64;
     let mut lateness = histogram();
     let mut offered_seconds: Vec<Second> = Vec::new();
     let origin = Instant::now();
@@ -194,7 +230,15 @@ where
                     tally.spans += outcome.spans;
                     s.rejected += outcome.rejected;
                     s.bytes += outcome.bytes;
-                    s.latency.saturating_record(ended.saturating_sub(due).as_micros().max(1) as u64);
+                    let micros = ended.saturating_sub(due).as_micros().max(1) as u64;
+                    s.latency.saturating_record(micros);
+                    let last = s.by_scenario.len() - 1;
+                    let scenario = &mut s.by_scenario[outcome.scenario.min(last)];
+                    let tally = scenario.by_status.entry(outcome.status).or_default();
+                    tally.iterations += 1;
+                    tally.spans += outcome.spans;
+                    scenario.bytes += outcome.bytes;
+                    scenario.latency.saturating_record(micros);
                     let sec = second(&mut s.seconds, ended);
                     sec.completed += 1;
                     sec.spans += outcome.spans;
@@ -215,6 +259,7 @@ where
             let took = free.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1)).is_ok();
             if took && tx.send((i as u64, due)).is_ok() {
                 started += 1;
+                generated_spans += spans_of(i as u64);
                 sec.started += 1;
             } else {
                 missed += 1;
@@ -239,10 +284,12 @@ where
         offered: profile.count(),
         started,
         missed,
+        generated_spans,
         by_status: s.by_status,
         rejected_spans: s.rejected,
         bytes: s.bytes,
         latency: s.latency,
+        by_scenario: s.by_scenario,
         seconds,
         lateness,
         elapsed,
@@ -280,11 +327,12 @@ mod tests {
     #[test]
     fn every_iteration_is_placed() {
         let profile = Profile::constant(400.0, Duration::from_millis(500)).unwrap_or_else(|e| panic!("{e}"));
-        let figures = run(&profile, 4, |i| Outcome {
+        let figures = run(&profile, 4, 2, &|_| 3, |i| Outcome {
             status: if i % 5 == 0 { Status::Unavailable } else { Status::Ok },
             spans: 3,
             rejected: 0,
             bytes: 100,
+            scenario: (i % 2) as usize,
         });
         assert_eq!(figures.offered, 200);
         assert_eq!(figures.started + figures.missed, 200);
@@ -295,6 +343,11 @@ mod tests {
         assert_eq!(figures.bytes, 100 * figures.started);
         let spans: u64 = figures.by_status.values().map(|t| t.spans).sum();
         assert_eq!(spans, 3 * figures.started);
+        assert_eq!(figures.generated_spans, spans);
+        let per_scenario: u64 =
+            figures.by_scenario.iter().flat_map(|s| s.by_status.values()).map(|t| t.iterations).sum();
+        assert_eq!(per_scenario, figures.started);
+        assert_eq!(figures.by_scenario.len(), 2);
     }
 
     /// With one worker held busy by iteration 0 until the generator has dealt with every due
@@ -306,11 +359,13 @@ mod tests {
         let figures = run_observed(
             &profile,
             1,
+            1,
+            &|_| 1,
             |i| {
                 while i == 0 && !done.load(Ordering::Acquire) {
                     std::thread::sleep(Duration::from_millis(1));
                 }
-                Outcome { status: Status::Ok, spans: 1, rejected: 0, bytes: 1 }
+                Outcome { status: Status::Ok, spans: 1, rejected: 0, bytes: 1, scenario: 0 }
             },
             || done.store(true, Ordering::Release),
         );
