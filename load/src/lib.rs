@@ -1,7 +1,7 @@
 //! # reliability-load
 //!
-//! Load, stress and capacity runs against any OTLP/HTTP target (issue #12). **In progress:**
-//! this crate holds the parts that everything else stands on, each tested on its own:
+//! Load, stress and capacity runs against any OTLP/HTTP target (issue #12). **In progress.**
+//! Built so far, each part tested on its own:
 //!
 //! - [`plan`]: a run described in YAML, read strictly — an unknown key or a bad value is an
 //!   error naming the file, line and column and, for a choice, the valid ones;
@@ -9,16 +9,18 @@
 //!   (`constant-arrival-rate`, `ramping-arrival-rate`, `burst`), exact to the iteration, and
 //!   [`schedule::simulate`], which plays a schedule against a bounded pool of in-flight
 //!   iterations on a virtual clock and counts what could not start on time as *missed* (k6's
-//!   dropped iterations), so coordinated omission cannot hide.
-//!
+//!   dropped iterations), so coordinated omission cannot hide;
 //! - [`run`]: the generator — the profile played in real time against a pool of workers,
 //!   latency from each due time, every iteration placed (started or missed; ended by status);
+//! - [`scenario`]: GenAI agent workflows as span trees (four built in, others from YAML);
 //! - [`raw`]: the `raw` pipeline — OTLP/HTTP requests with run-unique ids, sent straight;
+//! - [`threshold`]: k6-style conditions judged at the end;
 //! - [`exec`] and the `load run PLAN` command: the embedded testbed or a URL checked
 //!   reachable first, and `results/<UTC time>_<plan>/summary.json`.
 //!
-//! Not here yet: the `sdk` pipeline, gzip, the closed model (virtual users), GenAI scenarios, the SUT watcher, graphs and `report.html`, live progress, the capacity search,
-//! segments and merging.
+//! Not here yet: the `sdk` pipeline, gzip, the closed model (virtual users), the SUT watcher,
+//! graphs and `report.html`, live progress, Ctrl-C draining, the capacity search, segments and
+//! merging.
 
 pub mod exec;
 pub mod plan;
