@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
@@ -118,6 +119,8 @@ pub struct Summary {
     pub started_unix_ms: u64,
     /// From the first due time until the last iteration ended, seconds.
     pub elapsed_s: f64,
+    /// Stopped (Ctrl-C) before the last due time.
+    pub interrupted: bool,
     /// Iterations.
     pub iterations: Iterations,
     /// Spans.
@@ -179,7 +182,9 @@ fn reachable(endpoint: &str) -> Result<(), ExecError> {
 }
 
 /// Runs `plan` (named `name`) and writes its results folder under `out`.
-pub fn execute(plan: &Plan, name: &str, out: &Path) -> Result<Summary, ExecError> {
+/// Setting `stop` (Ctrl-C) ends the run early: in-flight iterations drain, and the results
+/// are written with `interrupted: true`.
+pub fn execute(plan: &Plan, name: &str, out: &Path, stop: &AtomicBool) -> Result<Summary, ExecError> {
     if plan.pipeline == Pipeline::Sdk {
         return Err(ExecError::Unsupported("pipeline: sdk is not built yet; use raw".into()));
     }
@@ -226,9 +231,9 @@ pub fn execute(plan: &Plan, name: &str, out: &Path) -> Result<Summary, ExecError
         None => sender,
     };
     let started_unix_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64;
-    let figures = run::run(&profile, plan.workload.max_in_flight(), names.len(), &|i| sender.spans_of(i), |i| {
-        sender.iteration(i)
-    });
+    let spans_of = |i| sender.spans_of(i);
+    let figures =
+        run::run(&profile, plan.workload.max_in_flight(), names.len(), &spans_of, stop, |i| sender.iteration(i));
     let target_accepted = backend.as_ref().map(|b| {
         let url = format!("{}/projects/{service}/stats", b.query_url());
         reqwest::blocking::get(url)
@@ -292,6 +297,7 @@ fn summarize(
         target: plan.target.endpoint.clone(),
         started_unix_ms,
         elapsed_s: f.elapsed.as_secs_f64(),
+        interrupted: f.interrupted,
         iterations: Iterations {
             offered: f.offered,
             started: f.started,

@@ -19,7 +19,7 @@
 //!   reachable first, and `results/<UTC time>_<plan>/summary.json`.
 //!
 //! Not here yet: the `sdk` pipeline, gzip, the closed model (virtual users), the SUT watcher,
-//! graphs and `report.html`, live progress, Ctrl-C draining, the capacity search, segments and
+//! graphs and `report.html`, live progress, the capacity search, segments and
 //! merging.
 
 pub mod exec;

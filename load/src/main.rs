@@ -7,7 +7,8 @@
 //! Exit codes: 0 the run completed and its thresholds held (figures in the results folder);
 //! 1 a threshold was breached (the results are written all the same); 2 a bad plan or flag
 //! (file:line:column) or a plan asking for what is not built yet; 3 the target was
-//! unreachable before the run started; 4 the results could not be written.
+//! unreachable before the run started; 4 the results could not be written; 130 stopped by
+//! Ctrl-C or SIGTERM (in-flight iterations drained, results written).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -55,7 +56,15 @@ fn main() -> ExitCode {
         .name
         .clone()
         .unwrap_or_else(|| path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "plan".into()));
-    match exec::execute(&plan, &name, &out) {
+    // Ctrl-C or SIGTERM stops the generator; in-flight iterations drain and the results are
+    // written. A second one is left to the default action (the process ends).
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        let _ = signal_hook::flag::register_conditional_default(signal, std::sync::Arc::clone(&stop));
+        let _ = signal_hook::flag::register(signal, std::sync::Arc::clone(&stop));
+    }
+    println!("load run {name}: running (Ctrl-C stops, drains and writes the results)");
+    match exec::execute(&plan, &name, &out, &stop) {
         Ok(summary) => {
             let i = &summary.iterations;
             let s = &summary.spans;
@@ -79,7 +88,14 @@ fn main() -> ExitCode {
                 let verdict = if v.passed { "ok" } else { "BREACHED" };
                 println!("  threshold {}: {verdict} ({} = {:.4})", v.threshold.expr, v.threshold.metric, v.value);
             }
-            if summary.thresholds.iter().all(|v| v.passed) { ExitCode::SUCCESS } else { ExitCode::from(1) }
+            if summary.interrupted {
+                println!("  interrupted: {} of the plan's iterations were due before the stop", i.offered);
+                ExitCode::from(130)
+            } else if summary.thresholds.iter().all(|v| v.passed) {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
         }
         Err(e @ ExecError::Unsupported(_)) => {
             eprintln!("error: {}: {e}", path.display());

@@ -7,7 +7,7 @@
 //! when a worker picked the iteration up, so coordinated omission cannot hide a stall.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError, mpsc};
 use std::time::{Duration, Instant};
 
@@ -110,8 +110,10 @@ pub struct Tally {
 /// Everything a run counted.
 #[derive(Clone, Debug)]
 pub struct Figures {
-    /// Iterations due (the profile's count).
+    /// Iterations due (the profile's count; when interrupted, those due before the stop).
     pub offered: u64,
+    /// The run was stopped before its last due time.
+    pub interrupted: bool,
     /// Started at their due time.
     pub started: u64,
     /// Due while every worker was busy.
@@ -169,19 +171,23 @@ fn second(seconds: &mut Vec<Second>, at: Duration) -> &mut Second {
 /// Runs `profile` in real time with `workers` iterations in flight at most; `iteration(i)`
 /// does iteration `i` (it must end by itself: give its I/O a timeout). Returns when every
 /// started iteration has ended.
+///
 /// `spans_of(i)` is what iteration `i` will send, told to the generator so that it counts the
-/// spans it starts on its own (the workers count them again from what was sent).
+/// spans it starts on its own (the workers count them again from what was sent). Setting
+/// `stop` ends the generator within 20 ms; iterations in flight still end (the run drains)
+/// and are counted.
 pub fn run<F>(
     profile: &Profile,
     workers: usize,
     scenarios: usize,
     spans_of: &dyn Fn(u64) -> u64,
+    stop: &AtomicBool,
     iteration: F,
 ) -> Figures
 where
     F: Fn(u64) -> Outcome + Sync,
 {
-    run_observed(profile, workers, scenarios, spans_of, iteration, || {})
+    run_observed(profile, workers, scenarios, spans_of, stop, iteration, || {})
 }
 
 /// [`run`], calling `generated` once the last due time has been dealt with (tests use it to
@@ -191,6 +197,7 @@ pub(crate) fn run_observed<F>(
     workers: usize,
     scenarios: usize,
     spans_of: &dyn Fn(u64) -> u64,
+    stop: &AtomicBool,
     iteration: F,
     generated: impl FnOnce(),
 ) -> Figures
@@ -213,6 +220,7 @@ where
     let mut started = 0u64;
     let mut missed = 0u64;
     let mut generated_spans = 0u64;
+    let mut interrupted = false;
     let mut lateness = histogram();
     let mut offered_seconds: Vec<Second> = Vec::new();
     let origin = Instant::now();
@@ -248,10 +256,18 @@ where
                 }
             });
         }
-        for (i, due) in profile.starts().enumerate() {
-            let now = origin.elapsed();
-            if due > now {
-                std::thread::sleep(due - now);
+        'due: for (i, due) in profile.starts().enumerate() {
+            // Sleep in slices, so a stop request is seen within 20 ms.
+            loop {
+                if stop.load(Ordering::Acquire) {
+                    interrupted = true;
+                    break 'due;
+                }
+                let now = origin.elapsed();
+                if due <= now {
+                    break;
+                }
+                std::thread::sleep((due - now).min(Duration::from_millis(20)));
             }
             lateness.saturating_record(origin.elapsed().saturating_sub(due).as_micros().max(1) as u64);
             let sec = second(&mut offered_seconds, due);
@@ -281,7 +297,8 @@ where
         sec.missed = offered.missed;
     }
     Figures {
-        offered: profile.count(),
+        offered: if interrupted { started + missed } else { profile.count() },
+        interrupted,
         started,
         missed,
         generated_spans,
@@ -327,7 +344,7 @@ mod tests {
     #[test]
     fn every_iteration_is_placed() {
         let profile = Profile::constant(400.0, Duration::from_millis(500)).unwrap_or_else(|e| panic!("{e}"));
-        let figures = run(&profile, 4, 2, &|_| 3, |i| Outcome {
+        let figures = run(&profile, 4, 2, &|_| 3, &AtomicBool::new(false), |i| Outcome {
             status: if i % 5 == 0 { Status::Unavailable } else { Status::Ok },
             spans: 3,
             rejected: 0,
@@ -350,6 +367,23 @@ mod tests {
         assert_eq!(figures.by_scenario.len(), 2);
     }
 
+    /// A stop ends the generator early; what was due before it is placed, nothing after.
+    #[test]
+    fn a_stop_ends_the_run_and_keeps_the_count() {
+        let profile = Profile::constant(1000.0, Duration::from_secs(3600)).unwrap_or_else(|e| panic!("{e}"));
+        let stop = AtomicBool::new(false);
+        let figures = run(&profile, 2, 1, &|_| 1, &stop, |i| {
+            if i == 50 {
+                stop.store(true, Ordering::Release);
+            }
+            Outcome { status: Status::Ok, spans: 1, rejected: 0, bytes: 1, scenario: 0 }
+        });
+        assert!(figures.interrupted);
+        assert!(figures.offered >= 51 && figures.offered < 3_600_000, "{}", figures.offered);
+        assert_eq!(figures.started + figures.missed, figures.offered);
+        assert_eq!(figures.completed(), figures.started);
+    }
+
     /// With one worker held busy by iteration 0 until the generator has dealt with every due
     /// time, the other 19 are missed — not queued, not started late.
     #[test]
@@ -361,6 +395,7 @@ mod tests {
             1,
             1,
             &|_| 1,
+            &AtomicBool::new(false),
             |i| {
                 while i == 0 && !done.load(Ordering::Acquire) {
                     std::thread::sleep(Duration::from_millis(1));
