@@ -250,9 +250,25 @@ pub fn execute(plan: &Plan, name: &str, out: &Path, stop: &AtomicBool) -> Result
     let folder = out.join(format!("{}_{name}", utc_stamp(started_unix_ms / 1000)));
     std::fs::create_dir_all(&folder).map_err(|e| ExecError::Io(format!("cannot create {}: {e}", folder.display())))?;
     let json = serde_json::to_vec_pretty(&summary).map_err(|e| ExecError::Io(e.to_string()))?;
-    let path = folder.join("summary.json");
-    std::fs::write(&path, json).map_err(|e| ExecError::Io(format!("cannot write {}: {e}", path.display())))?;
+    let write = |file: &str, bytes: &[u8]| {
+        let path = folder.join(file);
+        std::fs::write(&path, bytes).map_err(|e| ExecError::Io(format!("cannot write {}: {e}", path.display())))
+    };
+    write("summary.json", &json)?;
+    write("timeseries.csv", timeseries(&summary.per_second).as_bytes())?;
     Ok(Summary { folder, ..summary })
+}
+
+/// `timeseries.csv`: one row per second of the run, offered against achieved.
+pub fn timeseries(seconds: &[Second]) -> String {
+    let mut out = String::from("second,offered,started,missed,completed,spans,bytes\n");
+    for (i, s) in seconds.iter().enumerate() {
+        out.push_str(&format!(
+            "{i},{},{},{},{},{},{}\n",
+            s.offered, s.started, s.missed, s.completed, s.spans, s.bytes
+        ));
+    }
+    out
 }
 
 fn summarize(

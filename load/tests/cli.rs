@@ -45,6 +45,12 @@ fn a_run_places_every_iteration_and_span() {
     let per_second: u64 = s["per_second"].as_array().unwrap().iter().map(|x| n(&x["offered"])).sum();
     assert_eq!(per_second, 100);
     assert_eq!(s["thresholds"][0]["passed"], true);
+    // timeseries.csv: the same seconds, row for row.
+    let csv = std::fs::read_to_string(folders[0].join("timeseries.csv")).unwrap();
+    let rows: Vec<Vec<u64>> = csv.lines().skip(1).map(|l| l.split(',').map(|x| x.parse().unwrap()).collect()).collect();
+    assert_eq!(rows.len(), s["per_second"].as_array().unwrap().len());
+    assert_eq!(rows.iter().map(|r| r[1]).sum::<u64>(), 100);
+    assert_eq!(rows.iter().map(|r| r[4]).sum::<u64>(), n(&it["started"]));
 }
 
 /// A threshold no run can keep: the results are written and the exit code is 1.
