@@ -12,7 +12,9 @@ use serde::Serialize;
 use crate::plan::{Pipeline, Plan};
 use crate::raw::Sender;
 use crate::run::{self, Figures, Second, Status, Tally};
+use crate::sdk::SdkSender;
 use crate::threshold::Verdict;
+use testbed::client::Accounting;
 
 /// Why a plan could not be run.
 #[derive(Debug, thiserror::Error)]
@@ -68,17 +70,21 @@ pub struct Iterations {
     pub by_status: BTreeMap<Status, Tally>,
 }
 
-/// Spans: generated = accepted + rejected + Σ failed.
+/// Spans: generated = accepted + rejected + Σ dropped + Σ failed + unfinished.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Spans {
-    /// Sent in started iterations (started × spans per iteration).
+    /// In started iterations (counted by the generator).
     pub generated: u64,
     /// In 2xx answers, less those refused in them.
     pub accepted: u64,
     /// Refused inside 2xx answers (OTLP partial success).
     pub rejected: u64,
-    /// In iterations that did not get a 2xx, by status.
-    pub failed: BTreeMap<Status, u64>,
+    /// Never sent, by reason (`sdk`: `queue_full`, the SDK's own count).
+    pub dropped: BTreeMap<String, u64>,
+    /// Sent without a 2xx, by reason (`raw`: the status class; `sdk`: `export`).
+    pub failed: BTreeMap<String, u64>,
+    /// Still in the SDK when its bounded shutdown gave up (`sdk` only).
+    pub unfinished: u64,
     /// What the target itself says it accepted, when it can be asked (the embedded testbed).
     pub target_accepted: Option<u64>,
 }
@@ -135,6 +141,8 @@ pub struct Summary {
     pub per_second: Vec<Second>,
     /// Per scenario of the mix (`filler` without one).
     pub scenarios: Vec<ScenarioSummary>,
+    /// The SDK pipeline's own accounting (`sdk` only).
+    pub client: Option<Accounting>,
     /// The plan's thresholds, judged.
     pub thresholds: Vec<Verdict>,
     /// The results folder.
@@ -185,9 +193,6 @@ fn reachable(endpoint: &str) -> Result<(), ExecError> {
 /// Setting `stop` (Ctrl-C) ends the run early: in-flight iterations drain, and the results
 /// are written with `interrupted: true`.
 pub fn execute(plan: &Plan, name: &str, out: &Path, stop: &AtomicBool) -> Result<Summary, ExecError> {
-    if plan.pipeline == Pipeline::Sdk {
-        return Err(ExecError::Unsupported("pipeline: sdk is not built yet; use raw".into()));
-    }
     let profile = plan.workload.profile().map_err(|e| ExecError::Unsupported(e.to_string()))?;
     let mut headers = Vec::new();
     for (header, var) in &plan.target.headers {
@@ -216,6 +221,7 @@ pub fn execute(plan: &Plan, name: &str, out: &Path, stop: &AtomicBool) -> Result
         Some(mix) => mix.iter().map(|s| (s.name.clone(), s.weight)).collect(),
         None => vec![("filler".to_owned(), 1.0)],
     };
+    let sdk_headers = headers.clone();
     let sender = Sender::new(
         &url,
         plan.target.protocol,
@@ -232,8 +238,16 @@ pub fn execute(plan: &Plan, name: &str, out: &Path, stop: &AtomicBool) -> Result
     };
     let started_unix_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64;
     let spans_of = |i| sender.spans_of(i);
-    let figures =
-        run::run(&profile, plan.workload.max_in_flight(), names.len(), &spans_of, stop, |i| sender.iteration(i));
+    let workers = plan.workload.max_in_flight();
+    let (figures, client) = if plan.pipeline == Pipeline::Sdk {
+        let env = |k: &str| std::env::var(k).ok();
+        let sdk = SdkSender::start(&url, plan.target.protocol, sdk_headers, &service, sender.clone(), &env)
+            .map_err(ExecError::Unsupported)?;
+        let figures = run::run(&profile, workers, names.len(), &spans_of, stop, |i| sdk.iteration(i));
+        (figures, Some(sdk.finish()))
+    } else {
+        (run::run(&profile, workers, names.len(), &spans_of, stop, |i| sender.iteration(i)), None)
+    };
     let target_accepted = backend.as_ref().map(|b| {
         let url = format!("{}/projects/{service}/stats", b.query_url());
         reqwest::blocking::get(url)
@@ -246,7 +260,7 @@ pub fn execute(plan: &Plan, name: &str, out: &Path, stop: &AtomicBool) -> Result
     if let Some(backend) = backend {
         backend.shutdown();
     }
-    let summary = summarize(plan, name, &names, started_unix_ms, &figures, target_accepted);
+    let summary = summarize(plan, name, &names, started_unix_ms, &figures, client, target_accepted);
     let folder = out.join(format!("{}_{name}", utc_stamp(started_unix_ms / 1000)));
     std::fs::create_dir_all(&folder).map_err(|e| ExecError::Io(format!("cannot create {}: {e}", folder.display())))?;
     let json = serde_json::to_vec_pretty(&summary).map_err(|e| ExecError::Io(e.to_string()))?;
@@ -277,14 +291,30 @@ fn summarize(
     names: &[(String, f64)],
     started_unix_ms: u64,
     f: &Figures,
+    client: Option<Accounting>,
     target_accepted: Option<u64>,
 ) -> Summary {
     let ok = f.by_status.get(&Status::Ok).copied().unwrap_or_default();
-    let failed: BTreeMap<Status, u64> =
-        f.by_status.iter().filter(|(s, _)| **s != Status::Ok).map(|(s, t)| (*s, t.spans)).collect();
+    let status_name =
+        |s: &Status| serde_json::to_value(s).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+    let (accepted, rejected, dropped, failed, unfinished) = match &client {
+        None => (
+            ok.spans - f.rejected_spans,
+            f.rejected_spans,
+            BTreeMap::new(),
+            f.by_status.iter().filter(|(s, _)| **s != Status::Ok).map(|(s, t)| (status_name(s), t.spans)).collect(),
+            0,
+        ),
+        Some(a) => (
+            a.exported,
+            a.rejected,
+            BTreeMap::from([("queue_full".to_owned(), a.dropped)]),
+            BTreeMap::from([("export".to_owned(), a.failed)]),
+            a.in_export + a.queued,
+        ),
+    };
     let latency = Quantiles::of(&f.latency);
     let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
-    let accepted = ok.spans - f.rejected_spans;
     let figure = |metric: &str| match metric {
         "p50_ms" => latency.p50,
         "p90_ms" => latency.p90,
@@ -308,7 +338,7 @@ fn summarize(
     Summary {
         schema: 1,
         plan: name.to_owned(),
-        pipeline: "raw",
+        pipeline: if client.is_some() { "sdk" } else { "raw" },
         seed: plan.seed,
         target: plan.target.endpoint.clone(),
         started_unix_ms,
@@ -320,7 +350,7 @@ fn summarize(
             missed: f.missed,
             by_status: f.by_status.clone(),
         },
-        spans: Spans { generated: f.generated_spans, accepted, rejected: f.rejected_spans, failed, target_accepted },
+        spans: Spans { generated: f.generated_spans, accepted, rejected, dropped, failed, unfinished, target_accepted },
         bytes: f.bytes,
         latency_ms: latency,
         generator_lateness_ms: Quantiles::of(&f.lateness),
@@ -339,6 +369,7 @@ fn summarize(
             })
             .collect(),
         thresholds,
+        client,
         folder: PathBuf::new(),
     }
 }

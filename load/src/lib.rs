@@ -14,11 +14,13 @@
 //!   latency from each due time, every iteration placed (started or missed; ended by status);
 //! - [`scenario`]: GenAI agent workflows as span trees (four built in, others from YAML);
 //! - [`raw`]: the `raw` pipeline — OTLP/HTTP requests with run-unique ids, sent straight;
+//! - [`sdk`]: the `sdk` pipeline — the same traces made through the OpenTelemetry SDK (the
+//!   testbed's client pipeline, exact accounting, bounded shutdown);
 //! - [`threshold`]: k6-style conditions judged at the end;
 //! - [`exec`] and the `load run PLAN` command: the embedded testbed or a URL checked
 //!   reachable first, and `results/<UTC time>_<plan>/summary.json`.
 //!
-//! Not here yet: the `sdk` pipeline, gzip, the closed model (virtual users), the SUT watcher,
+//! Not here yet: gzip, the closed model (virtual users), the SUT watcher,
 //! graphs and `report.html`, live progress, the capacity search, segments and
 //! merging.
 
@@ -28,4 +30,5 @@ pub mod raw;
 pub mod run;
 pub mod scenario;
 pub mod schedule;
+pub mod sdk;
 pub mod threshold;

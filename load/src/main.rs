@@ -70,14 +70,17 @@ fn main() -> ExitCode {
             let s = &summary.spans;
             println!("load run {name}: results in {}", summary.folder.display());
             println!(
-                "  iterations: {} offered, {} started, {} missed; spans: {} generated, {} accepted, {} rejected, {} failed",
+                "  iterations: {} offered, {} started, {} missed; spans: {} generated, {} accepted, {} rejected, \
+                 {} dropped, {} failed, {} unfinished",
                 i.offered,
                 i.started,
                 i.missed,
                 s.generated,
                 s.accepted,
                 s.rejected,
-                s.failed.values().sum::<u64>()
+                s.dropped.values().sum::<u64>(),
+                s.failed.values().sum::<u64>(),
+                s.unfinished
             );
             if let Some(t) = s.target_accepted {
                 println!("  the target counted {t} spans accepted");

@@ -57,7 +57,7 @@ pub fn request(seed: u64, i: u64, spans: u64, service: &str) -> ExportTraceServi
 }
 
 /// Sends iterations to one endpoint.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Sender {
     client: reqwest::blocking::Client,
     url: String,
