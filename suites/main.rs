@@ -5,6 +5,7 @@
 
 mod chaos;
 mod delivery;
+mod load;
 mod smoke;
 
 // The metrics layer's allocation figures come from this allocator (dhat's with the

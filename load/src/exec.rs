@@ -203,7 +203,7 @@ pub fn execute(plan: &Plan, name: &str, out: &Path, stop: &AtomicBool) -> Result
     if plan.target.gzip {
         return Err(ExecError::Unsupported("target.gzip is not built yet".into()));
     }
-    let service = format!("load-{name}");
+    let service = plan.service.clone().unwrap_or_else(|| format!("load-{name}"));
     let (backend, url) = if plan.target.endpoint == "embedded" {
         let config = testbed::Config {
             limits: testbed::Limits { max_spans: 50_000_000, max_bytes: 16 << 30 },

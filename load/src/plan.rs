@@ -53,6 +53,9 @@ pub struct Plan {
     /// Seed of every random choice of the run.
     #[serde(default)]
     pub seed: u64,
+    /// The spans' `service.name` (the target's project); default `load-<name>`.
+    #[serde(default)]
+    pub service: Option<String>,
     /// Where the spans go.
     #[serde(default)]
     pub target: Target,
