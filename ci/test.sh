@@ -131,6 +131,7 @@ target/release/span-figures 50000
 cargo bench --locked -p reliability-benches --bench ingest
 cargo bench --locked -p reliability-benches --bench proxy
 cargo bench --locked -p reliability-benches --bench load
+cargo bench --locked -p reliability-benches --bench capacity
 target/release/overhead-bench
 step "the regression gate on itself: a planted regression fails both tiers; bad input exits 2"
 cargo test --locked -p reliability-benches --test gate -- --include slow

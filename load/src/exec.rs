@@ -190,10 +190,40 @@ fn reachable(endpoint: &str) -> Result<(), ExecError> {
 }
 
 /// Runs `plan` (named `name`) and writes its results folder under `out`.
-/// Setting `stop` (Ctrl-C) ends the run early: in-flight iterations drain, and the results
-/// are written with `interrupted: true`.
-pub fn execute(plan: &Plan, name: &str, out: &Path, stop: &AtomicBool) -> Result<Summary, ExecError> {
-    let profile = plan.workload.profile().map_err(|e| ExecError::Unsupported(e.to_string()))?;
+/// A plan's target and sender, ready to run.
+struct Prepared {
+    backend: Option<testbed::Backend>,
+    url: String,
+    service: String,
+    headers: Vec<(String, String)>,
+    names: Vec<(String, f64)>,
+    sender: Sender,
+}
+
+impl Prepared {
+    /// What the embedded target accepted for the service (none for other targets).
+    fn target_accepted(&self) -> Option<u64> {
+        self.backend.as_ref().map(|b| {
+            let url = format!("{}/projects/{}/stats", b.query_url(), self.service);
+            reqwest::blocking::get(url)
+                .ok()
+                .and_then(|r| r.bytes().ok())
+                .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+                .and_then(|v| v["accepted"].as_u64())
+                .unwrap_or(0)
+        })
+    }
+
+    fn finish(self) {
+        if let Some(backend) = self.backend {
+            backend.shutdown();
+        }
+    }
+}
+
+/// Resolves the target (starting the embedded testbed, or checking a URL reachable), the
+/// headers from their variables, and the mix.
+fn prepare(plan: &Plan, name: &str) -> Result<Prepared, ExecError> {
     let mut headers = Vec::new();
     for (header, var) in &plan.target.headers {
         let value = std::env::var(var)
@@ -203,6 +233,7 @@ pub fn execute(plan: &Plan, name: &str, out: &Path, stop: &AtomicBool) -> Result
     if plan.target.gzip {
         return Err(ExecError::Unsupported("target.gzip is not built yet".into()));
     }
+    let mix = plan.mix().map_err(ExecError::Unsupported)?;
     let service = plan.service.clone().unwrap_or_else(|| format!("load-{name}"));
     let (backend, url) = if plan.target.endpoint == "embedded" {
         let config = testbed::Config {
@@ -216,51 +247,49 @@ pub fn execute(plan: &Plan, name: &str, out: &Path, stop: &AtomicBool) -> Result
         reachable(&plan.target.endpoint)?;
         (None, plan.target.endpoint.clone())
     };
-    let mix = plan.mix().map_err(ExecError::Unsupported)?;
     let names: Vec<(String, f64)> = match &mix {
         Some(mix) => mix.iter().map(|s| (s.name.clone(), s.weight)).collect(),
         None => vec![("filler".to_owned(), 1.0)],
     };
-    let sdk_headers = headers.clone();
+    let timeout = Duration::from_secs(10);
     let sender = Sender::new(
         &url,
         plan.target.protocol,
-        headers,
+        headers.clone(),
         plan.seed,
         plan.spans_per_iteration,
         &service,
-        Duration::from_secs(10),
+        timeout,
     )
     .map_err(ExecError::Io)?;
     let sender = match mix {
         Some(mix) => sender.with_mix(mix),
         None => sender,
     };
+    Ok(Prepared { backend, url, service, headers, names, sender })
+}
+
+/// Setting `stop` (Ctrl-C) ends the run early: in-flight iterations drain, and the results
+/// are written with `interrupted: true`.
+pub fn execute(plan: &Plan, name: &str, out: &Path, stop: &AtomicBool) -> Result<Summary, ExecError> {
+    let profile = plan.workload.profile().map_err(|e| ExecError::Unsupported(e.to_string()))?;
+    let prepared = prepare(plan, name)?;
+    let Prepared { url, service, headers, names, sender, .. } = &prepared;
     let started_unix_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64;
     let spans_of = |i| sender.spans_of(i);
     let workers = plan.workload.max_in_flight();
     let (figures, client) = if plan.pipeline == Pipeline::Sdk {
         let env = |k: &str| std::env::var(k).ok();
-        let sdk = SdkSender::start(&url, plan.target.protocol, sdk_headers, &service, sender.clone(), &env)
+        let sdk = SdkSender::start(url, plan.target.protocol, headers.clone(), service, sender.clone(), &env)
             .map_err(ExecError::Unsupported)?;
         let figures = run::run(&profile, workers, names.len(), &spans_of, stop, |i| sdk.iteration(i));
         (figures, Some(sdk.finish()))
     } else {
         (run::run(&profile, workers, names.len(), &spans_of, stop, |i| sender.iteration(i)), None)
     };
-    let target_accepted = backend.as_ref().map(|b| {
-        let url = format!("{}/projects/{service}/stats", b.query_url());
-        reqwest::blocking::get(url)
-            .ok()
-            .and_then(|r| r.bytes().ok())
-            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-            .and_then(|v| v["accepted"].as_u64())
-            .unwrap_or(0)
-    });
-    if let Some(backend) = backend {
-        backend.shutdown();
-    }
-    let summary = summarize(plan, name, &names, started_unix_ms, &figures, client, target_accepted);
+    let target_accepted = prepared.target_accepted();
+    let summary = summarize(plan, name, names, started_unix_ms, &figures, client, target_accepted);
+    prepared.finish();
     let folder = out.join(format!("{}_{name}", utc_stamp(started_unix_ms / 1000)));
     std::fs::create_dir_all(&folder).map_err(|e| ExecError::Io(format!("cannot create {}: {e}", folder.display())))?;
     let json = serde_json::to_vec_pretty(&summary).map_err(|e| ExecError::Io(e.to_string()))?;
@@ -384,4 +413,112 @@ mod tests {
         assert_eq!(utc_stamp(951_782_400), "20000229T000000Z");
         assert_eq!(utc_stamp(1_795_437_296), "20261123T123456Z");
     }
+}
+
+/// One step of a capacity search, as `capacity.json` keeps it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct StepReport {
+    /// What was measured.
+    #[serde(flatten)]
+    pub step: crate::capacity::Step,
+    /// Spans/s accepted during the step.
+    pub spans_per_second: f64,
+    /// Why the step broke, if it did.
+    pub broke: Option<String>,
+}
+
+/// `capacity.json`, schema 1.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct CapacityReport {
+    /// The schema's version.
+    pub schema: u32,
+    /// The plan's name.
+    pub plan: String,
+    /// Where the spans went.
+    pub target: String,
+    /// The search's settings.
+    pub settings: crate::capacity::Settings,
+    /// The highest rate that held, iterations/s.
+    pub sustainable_iterations_per_second: f64,
+    /// Spans/s accepted at that rate.
+    pub sustainable_spans_per_second: f64,
+    /// The lowest rate that broke.
+    pub broken_rate: Option<f64>,
+    /// Every step, in order.
+    pub steps: Vec<StepReport>,
+    /// Stopped by Ctrl-C before the search ended.
+    pub interrupted: bool,
+    /// The results folder.
+    #[serde(skip)]
+    pub folder: PathBuf,
+}
+
+/// `load capacity`: the search of [`crate::capacity`], each step a constant-arrival-rate
+/// run of the plan's target, pipeline (`raw`) and mix.
+pub fn capacity(plan: &Plan, name: &str, out: &Path, stop: &AtomicBool) -> Result<CapacityReport, ExecError> {
+    if plan.pipeline == Pipeline::Sdk {
+        return Err(ExecError::Unsupported("capacity: the search drives the raw pipeline (pipeline: raw)".into()));
+    }
+    let settings = plan.capacity.unwrap_or_default();
+    settings.check().map_err(ExecError::Unsupported)?;
+    let prepared = prepare(plan, name)?;
+    let workers = plan.workload.max_in_flight();
+    let started_unix_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64;
+    let mut base = 0u64;
+    let mut spans_per_second = Vec::new();
+    let found = crate::capacity::search(&settings, |rate| {
+        let broken = crate::capacity::Step { rate, achieved_ratio: 0.0, p99_ms: f64::INFINITY, error_rate: 1.0 };
+        if stop.load(std::sync::atomic::Ordering::Acquire) {
+            return broken;
+        }
+        let Ok(profile) = crate::schedule::Profile::constant(rate, Duration::from_secs_f64(settings.step_seconds))
+        else {
+            return broken;
+        };
+        let offset = base;
+        let spans_of = |i| prepared.sender.spans_of(offset + i);
+        let f = run::run(&profile, workers, prepared.names.len(), &spans_of, stop, |i| {
+            prepared.sender.iteration(offset + i)
+        });
+        base += f.offered;
+        let ok = f.by_status.get(&Status::Ok).copied().unwrap_or_default();
+        let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+        spans_per_second.push(ok.spans as f64 / settings.step_seconds);
+        crate::capacity::Step {
+            rate,
+            achieved_ratio: ratio(ok.iterations, f.offered),
+            p99_ms: f.latency.value_at_quantile(0.99) as f64 / 1e3,
+            error_rate: ratio(f.completed() - ok.iterations, f.completed()),
+        }
+    });
+    prepared.finish();
+    let steps: Vec<StepReport> = found
+        .steps
+        .iter()
+        .zip(&spans_per_second)
+        .map(|((step, broke), sps)| StepReport { step: *step, spans_per_second: *sps, broke: broke.clone() })
+        .collect();
+    let sustainable_spans_per_second = steps
+        .iter()
+        .filter(|s| s.broke.is_none() && s.step.rate == found.sustainable_rate)
+        .map(|s| s.spans_per_second)
+        .fold(0.0, f64::max);
+    let report = CapacityReport {
+        schema: 1,
+        plan: name.to_owned(),
+        target: plan.target.endpoint.clone(),
+        settings,
+        sustainable_iterations_per_second: found.sustainable_rate,
+        sustainable_spans_per_second,
+        broken_rate: found.broken_rate,
+        steps,
+        interrupted: stop.load(std::sync::atomic::Ordering::Acquire),
+        folder: out.join(format!("{}_{name}-capacity", utc_stamp(started_unix_ms / 1000))),
+    };
+    std::fs::create_dir_all(&report.folder)
+        .map_err(|e| ExecError::Io(format!("cannot create {}: {e}", report.folder.display())))?;
+    let path = report.folder.join("capacity.json");
+    let json = serde_json::to_vec_pretty(&report).map_err(|e| ExecError::Io(e.to_string()))?;
+    std::fs::write(&path, json).map_err(|e| ExecError::Io(format!("cannot write {}: {e}", path.display())))?;
+    Ok(report)
 }

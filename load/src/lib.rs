@@ -17,13 +17,15 @@
 //! - [`sdk`]: the `sdk` pipeline — the same traces made through the OpenTelemetry SDK (the
 //!   testbed's client pipeline, exact accounting, bounded shutdown);
 //! - [`threshold`]: k6-style conditions judged at the end;
+//! - [`capacity`]: the capacity search — step up, then bisect — and `load capacity PLAN`;
 //! - [`exec`] and the `load run PLAN` command: the embedded testbed or a URL checked
 //!   reachable first, and `results/<UTC time>_<plan>/summary.json`.
 //!
 //! Not here yet: gzip, the closed model (virtual users), the SUT watcher,
-//! graphs and `report.html`, live progress, the capacity search, segments and
+//! graphs and `report.html`, live progress, segments and
 //! merging.
 
+pub mod capacity;
 pub mod exec;
 pub mod plan;
 pub mod raw;

@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! load run PLAN.yaml [--out results]
+//! load capacity PLAN.yaml [--out results]
 //! ```
 //!
 //! Exit codes: 0 the run completed and its thresholds held (figures in the results folder);
@@ -34,6 +35,14 @@ enum Command {
         #[arg(long, value_name = "DIR", default_value = "results")]
         out: PathBuf,
     },
+    /// Find the highest rate the target sustains (the plan's `capacity:` settings).
+    Capacity {
+        /// The plan (YAML).
+        plan: PathBuf,
+        /// Where results folders go.
+        #[arg(long, value_name = "DIR", default_value = "results")]
+        out: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -44,7 +53,10 @@ fn main() -> ExitCode {
             return ExitCode::from(u8::try_from(err.exit_code()).unwrap_or(2));
         }
     };
-    let Command::Run { plan: path, out } = cli.command;
+    let (path, out, search) = match cli.command {
+        Command::Run { plan, out } => (plan, out, false),
+        Command::Capacity { plan, out } => (plan, out, true),
+    };
     let plan = match Plan::load(&path) {
         Ok(plan) => plan,
         Err(e) => {
@@ -62,6 +74,9 @@ fn main() -> ExitCode {
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         let _ = signal_hook::flag::register_conditional_default(signal, std::sync::Arc::clone(&stop));
         let _ = signal_hook::flag::register(signal, std::sync::Arc::clone(&stop));
+    }
+    if search {
+        return capacity(&plan, &name, &out, &path, &stop);
     }
     println!("load run {name}: running (Ctrl-C stops, drains and writes the results)");
     match exec::execute(&plan, &name, &out, &stop) {
@@ -100,17 +115,56 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         }
-        Err(e @ ExecError::Unsupported(_)) => {
+        Err(e) => failed(&e, &path),
+    }
+}
+
+fn failed(e: &ExecError, path: &std::path::Path) -> ExitCode {
+    match e {
+        ExecError::Unsupported(_) => {
             eprintln!("error: {}: {e}", path.display());
             ExitCode::from(2)
         }
-        Err(e @ ExecError::Unreachable { .. }) => {
+        ExecError::Unreachable { .. } => {
             eprintln!("error: {e}");
             ExitCode::from(3)
         }
-        Err(e @ ExecError::Io(_)) => {
+        ExecError::Io(_) => {
             eprintln!("error: {e}");
             ExitCode::from(4)
         }
+    }
+}
+
+fn capacity(
+    plan: &Plan,
+    name: &str,
+    out: &std::path::Path,
+    path: &std::path::Path,
+    stop: &std::sync::atomic::AtomicBool,
+) -> ExitCode {
+    println!("load capacity {name}: searching (Ctrl-C stops and writes what was measured)");
+    match exec::capacity(plan, name, out, stop) {
+        Ok(report) => {
+            for s in &report.steps {
+                println!(
+                    "  {:>10.1} it/s: achieved {:.3}, p99 {:>8.1} ms, errors {:.4}, {:>10.0} spans/s  {}",
+                    s.step.rate,
+                    s.step.achieved_ratio,
+                    s.step.p99_ms,
+                    s.step.error_rate,
+                    s.spans_per_second,
+                    s.broke.as_deref().map_or("held".to_owned(), |why| format!("broke: {why}"))
+                );
+            }
+            println!(
+                "load capacity {name}: sustainable {:.1} iterations/s ({:.0} spans/s); results in {}",
+                report.sustainable_iterations_per_second,
+                report.sustainable_spans_per_second,
+                report.folder.display()
+            );
+            if report.interrupted { ExitCode::from(130) } else { ExitCode::SUCCESS }
+        }
+        Err(e) => failed(&e, path),
     }
 }

@@ -74,6 +74,9 @@ pub struct Plan {
     /// Conditions checked at the end (k6-style), e.g. `p99_ms < 250`; a breach is exit 1.
     #[serde(default)]
     pub thresholds: Vec<Threshold>,
+    /// Settings of `load capacity` (the workload's `max-in-flight` applies to every step).
+    #[serde(default)]
+    pub capacity: Option<crate::capacity::Settings>,
 }
 
 fn ten() -> u64 {

@@ -157,3 +157,33 @@ fn the_sdk_pipeline_accounts_for_every_span() {
     let per_scenario: u64 = s["scenarios"].as_array().unwrap().iter().map(|x| n(&x["spans"])).sum();
     assert_eq!(per_scenario, n(&sp["generated"]));
 }
+
+/// `load capacity`: the search runs against the embedded target and writes capacity.json
+/// with every step (what a step measures depends on the machine; the shape does not).
+#[test]
+fn capacity_writes_every_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("plan.yaml");
+    std::fs::write(
+        &path,
+        "name: cap\nworkload:\n  executor: constant-arrival-rate\n  rate: 1\n  duration: 1s\ncapacity:\n  start-rate: 20\n  max-rate: 40\n  step-seconds: 0.5\n",
+    )
+    .unwrap();
+    let out = dir.path().join("results");
+    let output = Command::new(BIN).arg("capacity").arg(&path).arg("--out").arg(&out).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let folder = std::fs::read_dir(&out).unwrap().next().unwrap().unwrap().path();
+    assert!(folder.to_string_lossy().ends_with("_cap-capacity"), "{folder:?}");
+    let c: Value = serde_json::from_slice(&std::fs::read(folder.join("capacity.json")).unwrap()).unwrap();
+    let steps = c["steps"].as_array().unwrap();
+    assert_eq!(steps[0]["rate"], 20.0);
+    assert!(steps.iter().all(|s| s["rate"].as_f64().unwrap() <= 40.0));
+    let sustainable = c["sustainable_iterations_per_second"].as_f64().unwrap();
+    let held: Vec<f64> = steps.iter().filter(|s| s["broke"].is_null()).map(|s| s["rate"].as_f64().unwrap()).collect();
+    assert_eq!(sustainable, held.iter().copied().fold(0.0, f64::max), "the answer is the highest rate that held");
+    // The sdk pipeline is not what the search drives: a plan error.
+    std::fs::write(&path, "pipeline: sdk\nworkload:\n  executor: constant-arrival-rate\n  rate: 1\n  duration: 1s\n")
+        .unwrap();
+    let output = Command::new(BIN).arg("capacity").arg(&path).arg("--out").arg(&out).output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+}

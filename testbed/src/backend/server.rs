@@ -49,6 +49,11 @@ pub struct Config {
     pub header_timeout: Duration,
     /// How long a request body may take to arrive (408 past it).
     pub body_timeout: Duration,
+    /// Ingest requests handled at once (fault latency included); more wait their turn inside
+    /// the server. None: no limit. With a fixed latency it makes a target of known capacity
+    /// (`max_concurrent_ingest / latency` requests/s), which the load tool's capacity search
+    /// is measured against.
+    pub max_concurrent_ingest: Option<usize>,
 }
 
 impl std::fmt::Debug for Config {
@@ -65,6 +70,7 @@ impl std::fmt::Debug for Config {
             .field("max_connections", &self.max_connections)
             .field("header_timeout", &self.header_timeout)
             .field("body_timeout", &self.body_timeout)
+            .field("max_concurrent_ingest", &self.max_concurrent_ingest)
             .finish()
     }
 }
@@ -102,6 +108,7 @@ impl Default for Config {
             max_connections: 4096,
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(30),
+            max_concurrent_ingest: None,
         }
     }
 }
@@ -157,6 +164,7 @@ impl std::fmt::Debug for Plans {
 /// Shared by the connection tasks.
 #[derive(Debug)]
 pub(crate) struct State {
+    ingest_slots: Option<Arc<tokio::sync::Semaphore>>,
     config: Config,
     store: Mutex<Store>,
     ledger: Mutex<Ledger>,
@@ -227,6 +235,7 @@ impl State {
     pub(crate) fn new(config: Config, shutdown: watch::Receiver<bool>) -> State {
         let global = config.faults.clone().map(|plan| (ActivePlan::new(plan), Instant::now()));
         State {
+            ingest_slots: config.max_concurrent_ingest.map(|n| Arc::new(tokio::sync::Semaphore::new(n.max(1)))),
             store: Mutex::new(Store::new(config.limits)),
             ledger: Mutex::new(Ledger {
                 entries: VecDeque::new(),
@@ -302,7 +311,14 @@ pub(crate) async fn handle(state: Arc<State>, request: Request<Incoming>) -> Ans
         return Ok(json_error(401, "missing or wrong credentials: send Authorization: Bearer <token> or x-api-key"));
     }
     match (&method, path.as_str()) {
-        (&Method::POST, "/v1/traces") => ingest_request(state, request).await,
+        (&Method::POST, "/v1/traces") => {
+            // Held for the whole request, fault latency included (None: no limit).
+            let _slot = match state.ingest_slots.clone() {
+                Some(slots) => slots.acquire_owned().await.ok(),
+                None => None,
+            };
+            ingest_request(state, request).await
+        }
         (&Method::GET, "/metrics") => {
             Ok(respond(200, "text/plain; version=0.0.4", state.telemetry.render(&lock(&state.store))))
         }
