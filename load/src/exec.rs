@@ -89,6 +89,15 @@ pub struct Spans {
     pub target_accepted: Option<u64>,
 }
 
+/// Request sizes at the edges of what the target accepted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct RequestBytes {
+    /// The largest request answered 2xx.
+    pub largest_accepted: u64,
+    /// The smallest request answered 413.
+    pub smallest_too_large: Option<u64>,
+}
+
 /// One scenario's figures.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ScenarioSummary {
@@ -133,6 +142,8 @@ pub struct Summary {
     pub spans: Spans,
     /// Request bytes sent.
     pub bytes: u64,
+    /// Request sizes at the edges of what the target accepted.
+    pub request_bytes: RequestBytes,
     /// From each iteration's due time to its end.
     pub latency_ms: Quantiles,
     /// How late the generator was on its due times (a loaded generator shows here).
@@ -143,6 +154,8 @@ pub struct Summary {
     pub scenarios: Vec<ScenarioSummary>,
     /// The SDK pipeline's own accounting (`sdk` only).
     pub client: Option<Accounting>,
+    /// Drop analysis and recommendations (also `recommendations.md`).
+    pub recommendations: Vec<crate::advice::Advice>,
     /// The plan's thresholds, judged.
     pub thresholds: Vec<Verdict>,
     /// The results folder.
@@ -288,7 +301,8 @@ pub fn execute(plan: &Plan, name: &str, out: &Path, stop: &AtomicBool) -> Result
         (run::run(&profile, workers, names.len(), &spans_of, stop, |i| sender.iteration(i)), None)
     };
     let target_accepted = prepared.target_accepted();
-    let summary = summarize(plan, name, names, started_unix_ms, &figures, client, target_accepted);
+    let mut summary = summarize(plan, name, names, started_unix_ms, &figures, client, target_accepted);
+    summary.recommendations = crate::advice::advise(&summary);
     prepared.finish();
     let folder = out.join(format!("{}_{name}", utc_stamp(started_unix_ms / 1000)));
     std::fs::create_dir_all(&folder).map_err(|e| ExecError::Io(format!("cannot create {}: {e}", folder.display())))?;
@@ -299,6 +313,7 @@ pub fn execute(plan: &Plan, name: &str, out: &Path, stop: &AtomicBool) -> Result
     };
     write("summary.json", &json)?;
     write("timeseries.csv", timeseries(&summary.per_second).as_bytes())?;
+    write("recommendations.md", crate::advice::markdown(name, &summary.recommendations).as_bytes())?;
     Ok(Summary { folder, ..summary })
 }
 
@@ -381,6 +396,10 @@ fn summarize(
         },
         spans: Spans { generated: f.generated_spans, accepted, rejected, dropped, failed, unfinished, target_accepted },
         bytes: f.bytes,
+        request_bytes: RequestBytes {
+            largest_accepted: f.largest_ok_bytes,
+            smallest_too_large: f.smallest_too_large_bytes,
+        },
         latency_ms: latency,
         generator_lateness_ms: Quantiles::of(&f.lateness),
         per_second: f.seconds.clone(),
@@ -399,6 +418,7 @@ fn summarize(
             .collect(),
         thresholds,
         client,
+        recommendations: Vec::new(),
         folder: PathBuf::new(),
     }
 }

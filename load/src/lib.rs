@@ -17,6 +17,7 @@
 //! - [`sdk`]: the `sdk` pipeline — the same traces made through the OpenTelemetry SDK (the
 //!   testbed's client pipeline, exact accounting, bounded shutdown);
 //! - [`threshold`]: k6-style conditions judged at the end;
+//! - [`advice`]: drop analysis and recommendations (`recommendations.md`);
 //! - [`capacity`]: the capacity search — step up, then bisect — and `load capacity PLAN`;
 //! - [`exec`] and the `load run PLAN` command: the embedded testbed or a URL checked
 //!   reachable first, and `results/<UTC time>_<plan>/summary.json`.
@@ -25,6 +26,7 @@
 //! graphs and `report.html`, live progress, segments and
 //! merging.
 
+pub mod advice;
 pub mod capacity;
 pub mod exec;
 pub mod plan;

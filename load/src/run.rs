@@ -126,6 +126,10 @@ pub struct Figures {
     pub rejected_spans: u64,
     /// Request bytes sent.
     pub bytes: u64,
+    /// The largest request answered 2xx, bytes.
+    pub largest_ok_bytes: u64,
+    /// The smallest request answered 413, bytes.
+    pub smallest_too_large_bytes: Option<u64>,
     /// From due time to end, µs.
     pub latency: Histogram<u64>,
     /// Per second, from the start.
@@ -152,6 +156,8 @@ fn histogram() -> Histogram<u64> {
 }
 
 struct Shared {
+    largest_ok: u64,
+    smallest_too_large: Option<u64>,
     by_scenario: Vec<ScenarioFigures>,
     by_status: BTreeMap<Status, Tally>,
     rejected: u64,
@@ -208,6 +214,8 @@ where
     let free = AtomicUsize::new(workers);
     let blank = ScenarioFigures { by_status: BTreeMap::new(), bytes: 0, latency: histogram() };
     let shared = Mutex::new(Shared {
+        largest_ok: 0,
+        smallest_too_large: None,
         by_scenario: vec![blank; scenarios.max(1)],
         by_status: BTreeMap::new(),
         rejected: 0,
@@ -237,6 +245,14 @@ where
                     tally.iterations += 1;
                     tally.spans += outcome.spans;
                     s.rejected += outcome.rejected;
+                    match outcome.status {
+                        Status::Ok => s.largest_ok = s.largest_ok.max(outcome.bytes),
+                        Status::TooLarge => {
+                            s.smallest_too_large =
+                                Some(s.smallest_too_large.map_or(outcome.bytes, |b| b.min(outcome.bytes)))
+                        }
+                        _ => {}
+                    }
                     s.bytes += outcome.bytes;
                     let micros = ended.saturating_sub(due).as_micros().max(1) as u64;
                     s.latency.saturating_record(micros);
@@ -305,6 +321,8 @@ where
         by_status: s.by_status,
         rejected_spans: s.rejected,
         bytes: s.bytes,
+        largest_ok_bytes: s.largest_ok,
+        smallest_too_large_bytes: s.smallest_too_large,
         latency: s.latency,
         by_scenario: s.by_scenario,
         seconds,

@@ -46,6 +46,8 @@ fn a_run_places_every_iteration_and_span() {
     let per_second: u64 = s["per_second"].as_array().unwrap().iter().map(|x| n(&x["offered"])).sum();
     assert_eq!(per_second, 100);
     assert_eq!(s["thresholds"][0]["passed"], true);
+    assert!(s["recommendations"].is_array());
+    assert!(folders[0].join("recommendations.md").is_file());
     // timeseries.csv: the same seconds, row for row.
     let csv = std::fs::read_to_string(folders[0].join("timeseries.csv")).unwrap();
     let rows: Vec<Vec<u64>> = csv.lines().skip(1).map(|l| l.split(',').map(|x| x.parse().unwrap()).collect()).collect();
