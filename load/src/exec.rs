@@ -243,9 +243,6 @@ fn prepare(plan: &Plan, name: &str) -> Result<Prepared, ExecError> {
             .map_err(|_| ExecError::Unsupported(format!("header {header}: environment variable {var} is not set")))?;
         headers.push((header.clone(), value));
     }
-    if plan.target.gzip {
-        return Err(ExecError::Unsupported("target.gzip is not built yet".into()));
-    }
     let mix = plan.mix().map_err(ExecError::Unsupported)?;
     let service = plan.service.clone().unwrap_or_else(|| format!("load-{name}"));
     let (backend, url) = if plan.target.endpoint == "embedded" {
@@ -274,7 +271,8 @@ fn prepare(plan: &Plan, name: &str) -> Result<Prepared, ExecError> {
         &service,
         timeout,
     )
-    .map_err(ExecError::Io)?;
+    .map_err(ExecError::Io)?
+    .with_gzip(plan.target.gzip);
     let sender = match mix {
         Some(mix) => sender.with_mix(mix),
         None => sender,
@@ -293,8 +291,16 @@ pub fn execute(plan: &Plan, name: &str, out: &Path, stop: &AtomicBool) -> Result
     let workers = plan.workload.max_in_flight();
     let (figures, client) = if plan.pipeline == Pipeline::Sdk {
         let env = |k: &str| std::env::var(k).ok();
-        let sdk = SdkSender::start(url, plan.target.protocol, headers.clone(), service, sender.clone(), &env)
-            .map_err(ExecError::Unsupported)?;
+        let sdk = SdkSender::start(
+            url,
+            plan.target.protocol,
+            plan.target.gzip,
+            headers.clone(),
+            service,
+            sender.clone(),
+            &env,
+        )
+        .map_err(ExecError::Unsupported)?;
         let figures = run::run(&profile, workers, names.len(), &spans_of, stop, |i| sdk.iteration(i));
         (figures, Some(sdk.finish()))
     } else {

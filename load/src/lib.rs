@@ -22,7 +22,7 @@
 //! - [`exec`] and the `load run PLAN` command: the embedded testbed or a URL checked
 //!   reachable first, and `results/<UTC time>_<plan>/summary.json`.
 //!
-//! Not here yet: gzip, the closed model (virtual users), the SUT watcher,
+//! Not here yet: the closed model (virtual users), the SUT watcher,
 //! graphs and `report.html`, live progress, segments and
 //! merging.
 

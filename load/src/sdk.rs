@@ -37,6 +37,7 @@ impl SdkSender {
     pub fn start(
         url: &str,
         protocol: Protocol,
+        gzip: bool,
         headers: Vec<(String, String)>,
         service: &str,
         builder: Sender,
@@ -48,6 +49,7 @@ impl SdkSender {
                 Protocol::Protobuf => WireProtocol::Protobuf,
                 Protocol::Json => WireProtocol::Json,
             },
+            gzip,
             headers,
             service_name: service.to_owned(),
             scheduled_delay_ms: 1000,

@@ -74,9 +74,15 @@ fn bad_input_exits_2_or_3_before_the_run() {
     let (output, _dir) = run("workload:\n  executor: constant-arrival-rate\n  rate: fast\n  duration: 1s\n");
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("plan.yaml:3:9:"), "{output:?}");
-    // Not built yet: refused as a plan error, not run half-way.
-    let (output, _dir) =
-        run("target: {gzip: true}\nworkload:\n  executor: constant-arrival-rate\n  rate: 1\n  duration: 1s\n");
+    // A capacity search that cannot search (factor 1 never steps up): refused before it runs.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("plan.yaml");
+    std::fs::write(
+        &path,
+        "workload:\n  executor: constant-arrival-rate\n  rate: 1\n  duration: 1s\ncapacity: {factor: 1.0}\n",
+    )
+    .unwrap();
+    let output = Command::new(BIN).arg("capacity").arg(&path).arg("--out").arg(dir.path()).output().unwrap();
     assert_eq!(output.status.code(), Some(2), "{output:?}");
     let (output, _dir) = run(
         "target:\n  endpoint: http://127.0.0.1:4318/v1/traces\n  headers: {x-api-key: LOAD_TEST_UNSET_VARIABLE}\nworkload:\n  executor: constant-arrival-rate\n  rate: 1\n  duration: 1s\n",
@@ -188,4 +194,26 @@ fn capacity_writes_every_step() {
         .unwrap();
     let output = Command::new(BIN).arg("capacity").arg(&path).arg("--out").arg(&out).output().unwrap();
     assert_eq!(output.status.code(), Some(2));
+}
+
+/// gzip: bodies compressed (fewer bytes sent than the same run uncompressed), every span
+/// still accepted and counted by the target.
+#[test]
+fn gzip_bodies_arrive_whole() {
+    let plan = |gzip: bool| {
+        format!(
+            "target: {{gzip: {gzip}}}\nscenarios: [{{name: simple_query, weight: 1}}]\nworkload:\n  executor: constant-arrival-rate\n  rate: 20\n  duration: 1s\n"
+        )
+    };
+    let summary = |gzip: bool| {
+        let (output, dir) = run(&plan(gzip));
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        let folder = std::fs::read_dir(dir.path().join("results")).unwrap().next().unwrap().unwrap().path();
+        serde_json::from_slice::<Value>(&std::fs::read(folder.join("summary.json")).unwrap()).unwrap()
+    };
+    let (zipped, plain) = (summary(true), summary(false));
+    assert_eq!(zipped["spans"]["target_accepted"], zipped["spans"]["accepted"]);
+    assert_eq!(zipped["spans"]["generated"], zipped["spans"]["accepted"]);
+    let per_span = |s: &Value| s["bytes"].as_f64().unwrap() / s["spans"]["generated"].as_f64().unwrap();
+    assert!(per_span(&zipped) < per_span(&plain) / 2.0, "{} vs {}", per_span(&zipped), per_span(&plain));
 }
