@@ -289,6 +289,10 @@ pub fn execute(plan: &Plan, name: &str, out: &Path, stop: &AtomicBool) -> Result
     let started_unix_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64;
     let spans_of = |i| sender.spans_of(i);
     let workers = plan.workload.max_in_flight();
+    let drive = |iteration: &(dyn Fn(u64) -> run::Outcome + Sync)| match plan.workload.users() {
+        Some(users) => crate::users::run(&users, names.len(), &spans_of, stop, iteration),
+        None => run::run(&profile, workers, names.len(), &spans_of, stop, iteration),
+    };
     let (figures, client) = if plan.pipeline == Pipeline::Sdk {
         let env = |k: &str| std::env::var(k).ok();
         let sdk = SdkSender::start(
@@ -301,10 +305,10 @@ pub fn execute(plan: &Plan, name: &str, out: &Path, stop: &AtomicBool) -> Result
             &env,
         )
         .map_err(ExecError::Unsupported)?;
-        let figures = run::run(&profile, workers, names.len(), &spans_of, stop, |i| sdk.iteration(i));
+        let figures = drive(&|i| sdk.iteration(i));
         (figures, Some(sdk.finish()))
     } else {
-        (run::run(&profile, workers, names.len(), &spans_of, stop, |i| sender.iteration(i)), None)
+        (drive(&|i| sender.iteration(i)), None)
     };
     let target_accepted = prepared.target_accepted();
     let mut summary = summarize(plan, name, names, started_unix_ms, &figures, client, target_accepted);
@@ -482,8 +486,10 @@ pub struct CapacityReport {
 /// `load capacity`: the search of [`crate::capacity`], each step a constant-arrival-rate
 /// run of the plan's target, pipeline (`raw`) and mix.
 pub fn capacity(plan: &Plan, name: &str, out: &Path, stop: &AtomicBool) -> Result<CapacityReport, ExecError> {
-    if plan.pipeline == Pipeline::Sdk {
-        return Err(ExecError::Unsupported("capacity: the search drives the raw pipeline (pipeline: raw)".into()));
+    if plan.pipeline == Pipeline::Sdk || plan.workload.users().is_some() {
+        return Err(ExecError::Unsupported(
+            "capacity: the search drives the raw pipeline with arrival rates (pipeline: raw, not virtual-users)".into(),
+        ));
     }
     let settings = plan.capacity.unwrap_or_default();
     settings.check().map_err(ExecError::Unsupported)?;

@@ -10,6 +10,8 @@
 //!   [`schedule::simulate`], which plays a schedule against a bounded pool of in-flight
 //!   iterations on a virtual clock and counts what could not start on time as *missed* (k6's
 //!   dropped iterations), so coordinated omission cannot hide;
+//! - [`users`]: the closed model — virtual users with a spawn rate, think time and weighted
+//!   tasks (the scenarios of the mix);
 //! - [`run`]: the generator — the profile played in real time against a pool of workers,
 //!   latency from each due time, every iteration placed (started or missed; ended by status);
 //! - [`scenario`]: GenAI agent workflows as span trees (four built in, others from YAML);
@@ -22,7 +24,7 @@
 //! - [`exec`] and the `load run PLAN` command: the embedded testbed or a URL checked
 //!   reachable first, and `results/<UTC time>_<plan>/summary.json`.
 //!
-//! Not here yet: the closed model (virtual users), the SUT watcher,
+//! Not here yet: the SUT watcher,
 //! graphs and `report.html`, live progress, segments and
 //! merging.
 
@@ -36,3 +38,4 @@ pub mod scenario;
 pub mod schedule;
 pub mod sdk;
 pub mod threshold;
+pub mod users;

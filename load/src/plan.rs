@@ -133,6 +133,7 @@ pub enum Pipeline {
 /// | `constant-arrival-rate` | `rate`, `duration` | `max-in-flight` |
 /// | `ramping-arrival-rate` | `stages` | `start-rate`, `max-in-flight` |
 /// | `burst` | `baseline`, `duration` | `spikes`, `max-in-flight` |
+/// | `virtual-users` | `users`, `duration` | `spawn-rate`, `think-time` |
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Workload {
@@ -160,6 +161,15 @@ pub struct Workload {
     /// counted.
     #[serde(default)]
     pub max_in_flight: InFlight,
+    /// Virtual users (`virtual-users`).
+    #[serde(default)]
+    pub users: Option<InFlight>,
+    /// Users started per second (`virtual-users`; default: all in the first second).
+    #[serde(default)]
+    pub spawn_rate: Option<Rate>,
+    /// Pause after each iteration (`virtual-users`; default none).
+    #[serde(default)]
+    pub think_time: Option<Length>,
 }
 
 /// The open-model executors.
@@ -172,6 +182,8 @@ pub enum Executor {
     RampingArrivalRate,
     /// A baseline rate with spikes.
     Burst,
+    /// The closed model: users looping over weighted tasks with think time.
+    VirtualUsers,
 }
 
 impl Executor {
@@ -180,6 +192,7 @@ impl Executor {
             Executor::ConstantArrivalRate => (&["rate", "duration"], &["max-in-flight"]),
             Executor::RampingArrivalRate => (&["stages"], &["start-rate", "max-in-flight"]),
             Executor::Burst => (&["baseline", "duration"], &["spikes", "max-in-flight"]),
+            Executor::VirtualUsers => (&["users", "duration"], &["spawn-rate", "think-time"]),
         }
     }
 
@@ -188,6 +201,7 @@ impl Executor {
             Executor::ConstantArrivalRate => "constant-arrival-rate",
             Executor::RampingArrivalRate => "ramping-arrival-rate",
             Executor::Burst => "burst",
+            Executor::VirtualUsers => "virtual-users",
         }
     }
 }
@@ -325,6 +339,9 @@ impl Workload {
         add(self.stages.is_some(), "stages");
         add(self.baseline.is_some(), "baseline");
         add(self.spikes.is_some(), "spikes");
+        add(self.users.is_some(), "users");
+        add(self.spawn_rate.is_some(), "spawn-rate");
+        add(self.think_time.is_some(), "think-time");
         keys
     }
 
@@ -352,6 +369,8 @@ impl Workload {
                     self.stages.iter().flatten().map(|s| (s.duration.0, s.target.0)).collect();
                 Profile::ramping(self.start_rate.unwrap_or_default().0, &stages)
             }
+            // The closed model has no schedule: its users set the pace.
+            Executor::VirtualUsers => Profile::constant(0.0, duration),
             Executor::Burst => {
                 let spikes: Vec<Spike> = self
                     .spikes
@@ -367,6 +386,19 @@ impl Workload {
     /// Iterations in flight at most.
     pub fn max_in_flight(&self) -> usize {
         self.max_in_flight.0
+    }
+
+    /// The closed model's settings, for `virtual-users`.
+    pub fn users(&self) -> Option<crate::users::Users> {
+        (self.executor == Executor::VirtualUsers).then(|| {
+            let users = self.users.map_or(1, |u| u.0 as u64);
+            crate::users::Users {
+                users,
+                spawn_rate: self.spawn_rate.map_or(users as f64, |r| r.0),
+                duration: self.duration.unwrap_or_default().0,
+                think: self.think_time.unwrap_or_default().0,
+            }
+        })
     }
 }
 
@@ -454,7 +486,12 @@ impl Plan {
         if let Some((key, message)) = plan.workload.misfit() {
             return Err(at(key, message));
         }
-        if let Err(e) = plan.workload.profile() {
+        if let Some(users) = plan.workload.users() {
+            if users.duration.is_zero() || users.spawn_rate <= 0.0 {
+                let key = if users.duration.is_zero() { "duration" } else { "spawn-rate" };
+                return Err(at(key, format!("virtual-users needs a duration and a spawn-rate above 0 (`{key}`)")));
+            }
+        } else if let Err(e) = plan.workload.profile() {
             let key = match (&e, plan.workload.executor) {
                 (ProfileError::BadSpike { .. }, _) => "spikes",
                 (_, Executor::RampingArrivalRate) => "stages",
@@ -535,6 +572,8 @@ mod tests {
                 "spike",
             ),
             ("seed: 1\n".to_owned(), (1, 1), "workload"),
+            ("workload:\n  executor: virtual-users\n  users: 3\n  duration: 1s\n  spawn-rate: 0\n".to_owned(), (5, 3), "spawn-rate"),
+            ("workload:\n  executor: virtual-users\n  users: 3\n  duration: 1s\n  rate: 9\n".to_owned(), (5, 3), "rate"),
             (format!("{head}  rate: 1\n  duration: 1s\nthresholds: [\"p99_ms < 1\", \"p42 < 1\"]\n"), (5, 28), "p42"),
             (format!("{head}  rate: 1\n  duration: 1s\nscenarios:\n  - {{name: simple_qeury, weight: 1}}\n"), (5, 1), "simple_query"),
             (format!("{head}  rate: 1\n  duration: 1s\nscenarios:\n  - {{name: x, weight: 1, stesp: []}}\n"), (6, 26), "stesp"),
@@ -568,5 +607,7 @@ mod examples {
         assert_eq!(counts["ramp-to-5k"], 96_000);
         assert_eq!(counts["burst"], 50 * 200 + 2 * 5 * 2000);
         assert_eq!(counts["genai-mix"], 600);
+        // The closed model has no schedule of its own.
+        assert_eq!(counts["users"], 0);
     }
 }

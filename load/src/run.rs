@@ -149,13 +149,13 @@ impl Figures {
     }
 }
 
-fn histogram() -> Histogram<u64> {
+pub(crate) fn histogram() -> Histogram<u64> {
     // 1 µs to 1 hour, 3 significant digits.
     Histogram::new_with_bounds(1, 3_600_000_000, 3)
         .unwrap_or_else(|_| Histogram::new(3).unwrap_or_else(|_| unreachable!()))
 }
 
-struct Shared {
+pub(crate) struct Shared {
     largest_ok: u64,
     smallest_too_large: Option<u64>,
     by_scenario: Vec<ScenarioFigures>,
@@ -166,7 +166,53 @@ struct Shared {
     seconds: Vec<Second>,
 }
 
-fn second(seconds: &mut Vec<Second>, at: Duration) -> &mut Second {
+impl Shared {
+    pub(crate) fn new(scenarios: usize) -> Shared {
+        let blank = ScenarioFigures { by_status: BTreeMap::new(), bytes: 0, latency: histogram() };
+        Shared {
+            largest_ok: 0,
+            smallest_too_large: None,
+            by_scenario: vec![blank; scenarios.max(1)],
+            by_status: BTreeMap::new(),
+            rejected: 0,
+            bytes: 0,
+            latency: histogram(),
+            seconds: Vec::new(),
+        }
+    }
+
+    /// Counts one ended iteration: latency from `from` (its due time, or its start in the
+    /// closed model) to `ended`.
+    pub(crate) fn record(&mut self, outcome: &Outcome, from: Duration, ended: Duration) {
+        let tally = self.by_status.entry(outcome.status).or_default();
+        tally.iterations += 1;
+        tally.spans += outcome.spans;
+        self.rejected += outcome.rejected;
+        match outcome.status {
+            Status::Ok => self.largest_ok = self.largest_ok.max(outcome.bytes),
+            Status::TooLarge => {
+                self.smallest_too_large = Some(self.smallest_too_large.map_or(outcome.bytes, |b| b.min(outcome.bytes)))
+            }
+            _ => {}
+        }
+        self.bytes += outcome.bytes;
+        let micros = ended.saturating_sub(from).as_micros().max(1) as u64;
+        self.latency.saturating_record(micros);
+        let last = self.by_scenario.len() - 1;
+        let scenario = &mut self.by_scenario[outcome.scenario.min(last)];
+        let tally = scenario.by_status.entry(outcome.status).or_default();
+        tally.iterations += 1;
+        tally.spans += outcome.spans;
+        scenario.bytes += outcome.bytes;
+        scenario.latency.saturating_record(micros);
+        let sec = second(&mut self.seconds, ended);
+        sec.completed += 1;
+        sec.spans += outcome.spans;
+        sec.bytes += outcome.bytes;
+    }
+}
+
+pub(crate) fn second(seconds: &mut Vec<Second>, at: Duration) -> &mut Second {
     let i = at.as_secs() as usize;
     if seconds.len() <= i {
         seconds.resize(i + 1, Second::default());
@@ -212,17 +258,7 @@ where
 {
     let workers = workers.max(1);
     let free = AtomicUsize::new(workers);
-    let blank = ScenarioFigures { by_status: BTreeMap::new(), bytes: 0, latency: histogram() };
-    let shared = Mutex::new(Shared {
-        largest_ok: 0,
-        smallest_too_large: None,
-        by_scenario: vec![blank; scenarios.max(1)],
-        by_status: BTreeMap::new(),
-        rejected: 0,
-        bytes: 0,
-        latency: histogram(),
-        seconds: Vec::new(),
-    });
+    let shared = Mutex::new(Shared::new(scenarios));
     let (tx, rx) = mpsc::channel::<(u64, Duration)>();
     let rx = Mutex::new(rx);
     let mut started = 0u64;
@@ -240,34 +276,7 @@ where
                     let Ok((i, due)) = job else { return };
                     let outcome = iteration(i);
                     let ended = origin.elapsed();
-                    let mut s = shared.lock().unwrap_or_else(PoisonError::into_inner);
-                    let tally = s.by_status.entry(outcome.status).or_default();
-                    tally.iterations += 1;
-                    tally.spans += outcome.spans;
-                    s.rejected += outcome.rejected;
-                    match outcome.status {
-                        Status::Ok => s.largest_ok = s.largest_ok.max(outcome.bytes),
-                        Status::TooLarge => {
-                            s.smallest_too_large =
-                                Some(s.smallest_too_large.map_or(outcome.bytes, |b| b.min(outcome.bytes)))
-                        }
-                        _ => {}
-                    }
-                    s.bytes += outcome.bytes;
-                    let micros = ended.saturating_sub(due).as_micros().max(1) as u64;
-                    s.latency.saturating_record(micros);
-                    let last = s.by_scenario.len() - 1;
-                    let scenario = &mut s.by_scenario[outcome.scenario.min(last)];
-                    let tally = scenario.by_status.entry(outcome.status).or_default();
-                    tally.iterations += 1;
-                    tally.spans += outcome.spans;
-                    scenario.bytes += outcome.bytes;
-                    scenario.latency.saturating_record(micros);
-                    let sec = second(&mut s.seconds, ended);
-                    sec.completed += 1;
-                    sec.spans += outcome.spans;
-                    sec.bytes += outcome.bytes;
-                    drop(s);
+                    shared.lock().unwrap_or_else(PoisonError::into_inner).record(&outcome, due, ended);
                     free.fetch_add(1, Ordering::AcqRel);
                 }
             });
@@ -301,33 +310,62 @@ where
         drop(tx);
         generated();
     });
-    let elapsed = origin.elapsed();
-    let s = shared.into_inner().unwrap_or_else(PoisonError::into_inner);
-    let mut seconds = s.seconds;
-    if seconds.len() < offered_seconds.len() {
-        seconds.resize(offered_seconds.len(), Second::default());
-    }
-    for (sec, offered) in seconds.iter_mut().zip(offered_seconds) {
-        sec.offered = offered.offered;
-        sec.started = offered.started;
-        sec.missed = offered.missed;
-    }
-    Figures {
+    let counts = Counts {
         offered: if interrupted { started + missed } else { profile.count() },
         interrupted,
         started,
         missed,
         generated_spans,
-        by_status: s.by_status,
-        rejected_spans: s.rejected,
-        bytes: s.bytes,
-        largest_ok_bytes: s.largest_ok,
-        smallest_too_large_bytes: s.smallest_too_large,
-        latency: s.latency,
-        by_scenario: s.by_scenario,
-        seconds,
-        lateness,
-        elapsed,
+    };
+    let shared = shared.into_inner().unwrap_or_else(PoisonError::into_inner);
+    shared.into_figures(counts, offered_seconds, lateness, origin.elapsed())
+}
+
+/// What the generator counted on its own.
+pub(crate) struct Counts {
+    pub(crate) offered: u64,
+    pub(crate) interrupted: bool,
+    pub(crate) started: u64,
+    pub(crate) missed: u64,
+    pub(crate) generated_spans: u64,
+}
+
+impl Shared {
+    /// The workers' counts joined with the generator's (`offered_seconds`: its per-second
+    /// offered, started and missed).
+    pub(crate) fn into_figures(
+        self,
+        c: Counts,
+        offered_seconds: Vec<Second>,
+        lateness: Histogram<u64>,
+        elapsed: Duration,
+    ) -> Figures {
+        let mut seconds = self.seconds;
+        if seconds.len() < offered_seconds.len() {
+            seconds.resize(offered_seconds.len(), Second::default());
+        }
+        for (sec, offered) in seconds.iter_mut().zip(offered_seconds) {
+            sec.offered = offered.offered;
+            sec.started = offered.started;
+            sec.missed = offered.missed;
+        }
+        Figures {
+            offered: c.offered,
+            interrupted: c.interrupted,
+            started: c.started,
+            missed: c.missed,
+            generated_spans: c.generated_spans,
+            by_status: self.by_status,
+            rejected_spans: self.rejected,
+            bytes: self.bytes,
+            largest_ok_bytes: self.largest_ok,
+            smallest_too_large_bytes: self.smallest_too_large,
+            latency: self.latency,
+            by_scenario: self.by_scenario,
+            seconds,
+            lateness,
+            elapsed,
+        }
     }
 }
 

@@ -217,3 +217,24 @@ fn gzip_bodies_arrive_whole() {
     let per_span = |s: &Value| s["bytes"].as_f64().unwrap() / s["spans"]["generated"].as_f64().unwrap();
     assert!(per_span(&zipped) < per_span(&plain) / 2.0, "{} vs {}", per_span(&zipped), per_span(&plain));
 }
+
+/// The closed model: users loop over weighted tasks with think time; every iteration they
+/// started is placed, and the target counted every span accepted.
+#[test]
+fn virtual_users_place_every_span() {
+    let (output, dir) = run(
+        "scenarios:\n  - {name: simple_query, weight: 3}\n  - {name: single_service_search, weight: 1}\nworkload:\n  executor: virtual-users\n  users: 4\n  spawn-rate: 8\n  duration: 1s\n  think-time: 50ms\n",
+    );
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let folder = std::fs::read_dir(dir.path().join("results")).unwrap().next().unwrap().unwrap().path();
+    let s: Value = serde_json::from_slice(&std::fs::read(folder.join("summary.json")).unwrap()).unwrap();
+    let n = |v: &Value| v.as_u64().unwrap();
+    let it = &s["iterations"];
+    assert!(n(&it["started"]) > 0);
+    assert_eq!((n(&it["offered"]), n(&it["missed"])), (n(&it["started"]), 0));
+    let sp = &s["spans"];
+    assert_eq!(sp["generated"], sp["accepted"]);
+    assert_eq!(sp["target_accepted"], sp["accepted"]);
+    let per_scenario: u64 = s["scenarios"].as_array().unwrap().iter().map(|x| n(&x["iterations"])).sum();
+    assert_eq!(per_scenario, n(&it["started"]));
+}
