@@ -103,6 +103,31 @@ pub fn advise(s: &Summary) -> Vec<Advice> {
             setting: None,
         });
     }
+    let r = &s.resources;
+    if r.generator_cores_available > 0.0 && r.generator_peak_cpu_cores >= 0.9 * r.generator_cores_available {
+        out.push(Advice {
+            code: "generator_cpu",
+            text: format!(
+                "The generator used {:.2} of its {:.0} cores at its peak: it was CPU-bound, so these figures are \
+                 not the target's capacity. Give it more cores or split the load across segments.",
+                r.generator_peak_cpu_cores, r.generator_cores_available
+            ),
+            setting: None,
+        });
+    }
+    for alert in r.alerts.iter().filter(|a| a.level == "critical") {
+        out.push(Advice {
+            code: "target_critical",
+            text: format!(
+                "The target's {} reached {:.0}% of its limit at {:.1} s: this rate is past what it can take within \
+                 its budget.",
+                alert.resource,
+                alert.fraction * 100.0,
+                alert.t
+            ),
+            setting: None,
+        });
+    }
     out
 }
 
@@ -168,6 +193,7 @@ mod tests {
             thresholds: Vec::new(),
             client: None,
             recommendations: Vec::new(),
+            resources: crate::watch::Watched { generator_cores_available: 2.0, ..Default::default() },
             folder: PathBuf::new(),
         }
     }
@@ -211,5 +237,11 @@ mod tests {
         s.iterations.by_status.insert(Status::Unavailable, Tally { iterations: 100, spans: 1000 });
         s.latency_ms = q(900.0);
         assert_eq!(codes(&s), ["throttled"]);
+
+        let mut s = base();
+        s.resources.generator_peak_cpu_cores = 1.95;
+        s.resources.alerts.push(crate::watch::Alert { t: 3.0, level: "critical", resource: "memory", fraction: 0.93 });
+        s.resources.alerts.push(crate::watch::Alert { t: 2.0, level: "warning", resource: "memory", fraction: 0.81 });
+        assert_eq!(codes(&s), ["generator_cpu", "target_critical"]);
     }
 }

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -14,6 +15,7 @@ use crate::raw::Sender;
 use crate::run::{self, Figures, Second, Status, Tally};
 use crate::sdk::SdkSender;
 use crate::threshold::Verdict;
+use crate::watch::{Watch, Watched};
 use testbed::client::Accounting;
 
 /// Why a plan could not be run.
@@ -154,6 +156,8 @@ pub struct Summary {
     pub scenarios: Vec<ScenarioSummary>,
     /// The SDK pipeline's own accounting (`sdk` only).
     pub client: Option<Accounting>,
+    /// What the watch saw of the target and the generator (series in `resource-usage.csv`).
+    pub resources: Watched,
     /// Drop analysis and recommendations (also `recommendations.md`).
     pub recommendations: Vec<crate::advice::Advice>,
     /// The plan's thresholds, judged.
@@ -282,11 +286,28 @@ fn prepare(plan: &Plan, name: &str) -> Result<Prepared, ExecError> {
 
 /// Setting `stop` (Ctrl-C) ends the run early: in-flight iterations drain, and the results
 /// are written with `interrupted: true`.
-pub fn execute(plan: &Plan, name: &str, out: &Path, stop: &AtomicBool) -> Result<Summary, ExecError> {
+pub fn execute(plan: &Plan, name: &str, out: &Path, stop: &Arc<AtomicBool>) -> Result<Summary, ExecError> {
     let profile = plan.workload.profile().map_err(|e| ExecError::Unsupported(e.to_string()))?;
-    let prepared = prepare(plan, name)?;
-    let Prepared { url, service, headers, names, sender, .. } = &prepared;
     let started_unix_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64;
+    let folder = out.join(format!("{}_{name}", utc_stamp(started_unix_ms / 1000)));
+    let spec = plan.watch.clone().unwrap_or_default();
+    let watch =
+        Watch::start(&spec, &folder.join("logs").join("target.log"), Arc::clone(stop)).map_err(ExecError::Io)?;
+    if spec.spawn.is_some() && plan.target.endpoint != "embedded" {
+        // A spawned target gets up to 30 s to accept connections.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while reachable(&plan.target.endpoint).is_err() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    let prepared = match prepare(plan, name) {
+        Ok(prepared) => prepared,
+        Err(e) => {
+            watch.finish();
+            return Err(e);
+        }
+    };
+    let Prepared { url, service, headers, names, sender, .. } = &prepared;
     let spans_of = |i| sender.spans_of(i);
     let workers = plan.workload.max_in_flight();
     let drive = |iteration: &(dyn Fn(u64) -> run::Outcome + Sync)| match plan.workload.users() {
@@ -311,10 +332,12 @@ pub fn execute(plan: &Plan, name: &str, out: &Path, stop: &AtomicBool) -> Result
         (drive(&|i| sender.iteration(i)), None)
     };
     let target_accepted = prepared.target_accepted();
-    let mut summary = summarize(plan, name, names, started_unix_ms, &figures, client, target_accepted);
-    summary.recommendations = crate::advice::advise(&summary);
+    let names = names.clone();
     prepared.finish();
-    let folder = out.join(format!("{}_{name}", utc_stamp(started_unix_ms / 1000)));
+    let watched = watch.finish();
+    let mut summary = summarize(plan, name, &names, started_unix_ms, &figures, client, target_accepted);
+    summary.resources = watched.clone();
+    summary.recommendations = crate::advice::advise(&summary);
     std::fs::create_dir_all(&folder).map_err(|e| ExecError::Io(format!("cannot create {}: {e}", folder.display())))?;
     let json = serde_json::to_vec_pretty(&summary).map_err(|e| ExecError::Io(e.to_string()))?;
     let write = |file: &str, bytes: &[u8]| {
@@ -324,6 +347,7 @@ pub fn execute(plan: &Plan, name: &str, out: &Path, stop: &AtomicBool) -> Result
     write("summary.json", &json)?;
     write("timeseries.csv", timeseries(&summary.per_second).as_bytes())?;
     write("recommendations.md", crate::advice::markdown(name, &summary.recommendations).as_bytes())?;
+    write("resource-usage.csv", crate::watch::csv(&watched.samples).as_bytes())?;
     Ok(Summary { folder, ..summary })
 }
 
@@ -429,6 +453,7 @@ fn summarize(
         thresholds,
         client,
         recommendations: Vec::new(),
+        resources: Watched::default(),
         folder: PathBuf::new(),
     }
 }

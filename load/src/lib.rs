@@ -19,6 +19,8 @@
 //! - [`sdk`]: the `sdk` pipeline — the same traces made through the OpenTelemetry SDK (the
 //!   testbed's client pipeline, exact accounting, bounded shutdown);
 //! - [`threshold`]: k6-style conditions judged at the end;
+//! - [`watch`]: the system under test and the generator, sampled every 250 ms against limits
+//!   (`resource-usage.csv`);
 //! - [`advice`]: drop analysis and recommendations (`recommendations.md`);
 //! - [`capacity`]: the capacity search — step up, then bisect — and `load capacity PLAN`;
 //! - [`exec`] and the `load run PLAN` command: the embedded testbed or a URL checked
@@ -39,3 +41,4 @@ pub mod schedule;
 pub mod sdk;
 pub mod threshold;
 pub mod users;
+pub mod watch;

@@ -77,6 +77,9 @@ pub struct Plan {
     /// Settings of `load capacity` (the workload's `max-in-flight` applies to every step).
     #[serde(default)]
     pub capacity: Option<crate::capacity::Settings>,
+    /// The system under test to watch (a pid, or a command to start).
+    #[serde(default)]
+    pub watch: Option<crate::watch::WatchSpec>,
 }
 
 fn ten() -> u64 {
@@ -498,6 +501,13 @@ impl Plan {
                 _ => "duration",
             };
             return Err(at(key, format!("workload: {e}")));
+        }
+        if let Some(w) = &plan.watch
+            && w.pid.is_some() == w.spawn.is_some()
+        {
+            let (line, column) = top_position(text, "watch");
+            let message = "watch: give exactly one of `pid` (a running process) or `spawn` (a command to start)".into();
+            return Err(PlanError { origin: origin.to_owned(), line, column, message });
         }
         if let Err(message) = plan.mix() {
             let (line, column) = top_position(text, "scenarios");

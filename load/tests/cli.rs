@@ -238,3 +238,42 @@ fn virtual_users_place_every_span() {
     let per_scenario: u64 = s["scenarios"].as_array().unwrap().iter().map(|x| n(&x["iterations"])).sum();
     assert_eq!(per_scenario, n(&it["started"]));
 }
+
+/// `watch: spawn`: the command is started before the run, sampled (CPU, RSS) into
+/// resource-usage.csv and the summary, its output saved, and stopped after the run;
+/// `memory-limit-mb` is enforced on it (a child that wants more fails).
+#[test]
+fn a_spawned_target_is_watched_and_stopped() {
+    let (output, dir) = run(
+        "watch:\n  spawn: \"sleep 600\"\n  memory-limit-mb: 512\nworkload:\n  executor: constant-arrival-rate\n  rate: 20\n  duration: 1500ms\n",
+    );
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let folder = std::fs::read_dir(dir.path().join("results")).unwrap().next().unwrap().unwrap().path();
+    let s: Value = serde_json::from_slice(&std::fs::read(folder.join("summary.json")).unwrap()).unwrap();
+    let r = &s["resources"];
+    assert!(r["target_peak_rss_bytes"].as_u64().unwrap() > 0, "{r}");
+    assert!(r["generator_cores_available"].as_f64().unwrap() >= 1.0);
+    let csv = std::fs::read_to_string(folder.join("resource-usage.csv")).unwrap();
+    let rows: Vec<&str> = csv.lines().skip(1).collect();
+    assert!(!rows.is_empty());
+    assert!(
+        rows.iter().all(|row| row.split(',').nth(2).is_some_and(|rss| rss.parse::<u64>().unwrap_or(0) > 0)),
+        "{csv}"
+    );
+    assert!(folder.join("logs/target.log").is_file());
+    // No `sleep 600` outlives the run.
+    let left = Command::new("pgrep").args(["-f", "^sleep 600$"]).output().unwrap();
+    assert!(left.stdout.is_empty(), "the spawned target was not stopped");
+
+    // The memory limit is enforced: a target that wants 400 MB under a 100 MB limit fails.
+    let (output, dir) = run(
+        "watch:\n  spawn: \"python3 -c 'import time; x = bytearray(400000000); time.sleep(600)'\"\n  memory-limit-mb: 100\nworkload:\n  executor: constant-arrival-rate\n  rate: 5\n  duration: 1500ms\n",
+    );
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let folder = std::fs::read_dir(dir.path().join("results")).unwrap().next().unwrap().unwrap().path();
+    let s: Value = serde_json::from_slice(&std::fs::read(folder.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(s["resources"]["spawned_exit_code"], 1, "{}", s["resources"]);
+    // Bad input: both or neither of pid and spawn.
+    let (output, _dir) = run("watch: {}\nworkload:\n  executor: constant-arrival-rate\n  rate: 1\n  duration: 1s\n");
+    assert_eq!(output.status.code(), Some(2));
+}
