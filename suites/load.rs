@@ -19,8 +19,8 @@ fn load(target: &Target, project: &Project, body: &str, metrics: &rh::Metrics) -
     );
     let plan = Plan::from_yaml(&yaml, "<suite>").map_err(|e| e.to_string())?;
     let out = std::env::temp_dir().join(format!("suite-load-{}", project.name));
-    let summary =
-        execute(&plan, "suite", &out, &std::sync::Arc::new(AtomicBool::new(false))).map_err(|e| e.to_string())?;
+    let summary = execute(&plan, "suite", &out, &std::sync::Arc::new(AtomicBool::new(false)), Default::default())
+        .map_err(|e| e.to_string())?;
     let _ = std::fs::remove_dir_all(&out);
     let (it, sp) = (&summary.iterations, &summary.spans);
     let placed =

@@ -17,8 +17,14 @@ fn run(pipeline: &str) -> Summary {
     );
     let plan = Plan::from_yaml(&yaml, "<bench>").unwrap_or_else(|e| panic!("{e}"));
     let out = std::env::temp_dir().join(format!("load-bench-{}", std::process::id()));
-    let summary = execute(&plan, &format!("bench-{pipeline}"), &out, &std::sync::Arc::new(AtomicBool::new(false)))
-        .unwrap_or_else(|e| panic!("{e}"));
+    let summary = execute(
+        &plan,
+        &format!("bench-{pipeline}"),
+        &out,
+        &std::sync::Arc::new(AtomicBool::new(false)),
+        Default::default(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     let _ = std::fs::remove_dir_all(&out);
     summary
 }

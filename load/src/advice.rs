@@ -169,6 +169,7 @@ mod tests {
             started_unix_ms: 0,
             elapsed_s: 10.0,
             interrupted: false,
+            segment: crate::run::Segment::default(),
             iterations: Iterations {
                 offered: 1000,
                 started: 1000,

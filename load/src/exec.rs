@@ -138,6 +138,8 @@ pub struct Summary {
     pub elapsed_s: f64,
     /// Stopped (Ctrl-C) before the last due time.
     pub interrupted: bool,
+    /// This generator's share of the plan (`{"index": 0, "count": 1}` when it ran alone).
+    pub segment: run::Segment,
     /// Iterations.
     pub iterations: Iterations,
     /// Spans.
@@ -286,10 +288,24 @@ fn prepare(plan: &Plan, name: &str) -> Result<Prepared, ExecError> {
 
 /// Setting `stop` (Ctrl-C) ends the run early: in-flight iterations drain, and the results
 /// are written with `interrupted: true`.
-pub fn execute(plan: &Plan, name: &str, out: &Path, stop: &Arc<AtomicBool>) -> Result<Summary, ExecError> {
+///
+/// `segment` is this generator's share when several run the plan (`--segment i/N`).
+pub fn execute(
+    plan: &Plan,
+    name: &str,
+    out: &Path,
+    stop: &Arc<AtomicBool>,
+    segment: run::Segment,
+) -> Result<Summary, ExecError> {
     let profile = plan.workload.profile().map_err(|e| ExecError::Unsupported(e.to_string()))?;
     let started_unix_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64;
-    let folder = out.join(format!("{}_{name}", utc_stamp(started_unix_ms / 1000)));
+    let part = if segment.count > 1 { format!("-segment{}of{}", segment.index, segment.count) } else { String::new() };
+    let base = format!("{}_{name}{part}", utc_stamp(started_unix_ms / 1000));
+    // Two runs of one plan in the same second get folders of their own.
+    let folder = (1..)
+        .map(|n| if n == 1 { out.join(&base) } else { out.join(format!("{base}-{n}")) })
+        .find(|f| !f.exists())
+        .unwrap_or_else(|| out.join(&base));
     let spec = plan.watch.clone().unwrap_or_default();
     let watch =
         Watch::start(&spec, &folder.join("logs").join("target.log"), Arc::clone(stop)).map_err(ExecError::Io)?;
@@ -311,8 +327,8 @@ pub fn execute(plan: &Plan, name: &str, out: &Path, stop: &Arc<AtomicBool>) -> R
     let spans_of = |i| sender.spans_of(i);
     let workers = plan.workload.max_in_flight();
     let drive = |iteration: &(dyn Fn(u64) -> run::Outcome + Sync)| match plan.workload.users() {
-        Some(users) => crate::users::run(&users, names.len(), &spans_of, stop, iteration),
-        None => run::run(&profile, workers, names.len(), &spans_of, stop, iteration),
+        Some(users) => crate::users::run(&users, names.len(), &spans_of, stop, segment, iteration),
+        None => run::run(&profile, workers, names.len(), &spans_of, stop, segment, iteration),
     };
     let (figures, client) = if plan.pipeline == Pipeline::Sdk {
         let env = |k: &str| std::env::var(k).ok();
@@ -337,6 +353,7 @@ pub fn execute(plan: &Plan, name: &str, out: &Path, stop: &Arc<AtomicBool>) -> R
     let watched = watch.finish();
     let mut summary = summarize(plan, name, &names, started_unix_ms, &figures, client, target_accepted);
     summary.resources = watched.clone();
+    summary.segment = segment;
     summary.recommendations = crate::advice::advise(&summary);
     std::fs::create_dir_all(&folder).map_err(|e| ExecError::Io(format!("cannot create {}: {e}", folder.display())))?;
     let json = serde_json::to_vec_pretty(&summary).map_err(|e| ExecError::Io(e.to_string()))?;
@@ -422,6 +439,7 @@ fn summarize(
         started_unix_ms,
         elapsed_s: f.elapsed.as_secs_f64(),
         interrupted: f.interrupted,
+        segment: run::Segment::default(),
         iterations: Iterations {
             offered: f.offered,
             started: f.started,
@@ -534,7 +552,7 @@ pub fn capacity(plan: &Plan, name: &str, out: &Path, stop: &AtomicBool) -> Resul
         };
         let offset = base;
         let spans_of = |i| prepared.sender.spans_of(offset + i);
-        let f = run::run(&profile, workers, prepared.names.len(), &spans_of, stop, |i| {
+        let f = run::run(&profile, workers, prepared.names.len(), &spans_of, stop, run::Segment::default(), |i| {
             prepared.sender.iteration(offset + i)
         });
         base += f.offered;

@@ -21,18 +21,19 @@
 //! - [`threshold`]: k6-style conditions judged at the end;
 //! - [`watch`]: the system under test and the generator, sampled every 250 ms against limits
 //!   (`resource-usage.csv`);
+//! - [`merge`]: `load merge` — the segments of one plan (`--segment i/N`) joined;
 //! - [`advice`]: drop analysis and recommendations (`recommendations.md`);
 //! - [`capacity`]: the capacity search — step up, then bisect — and `load capacity PLAN`;
 //! - [`exec`] and the `load run PLAN` command: the embedded testbed or a URL checked
 //!   reachable first, and `results/<UTC time>_<plan>/summary.json`.
 //!
-//! Not here yet: the SUT watcher,
-//! graphs and `report.html`, live progress, segments and
-//! merging.
+//! Not here yet: graphs and `report.html`, live progress, the Kubernetes manifest, the
+//! watched target's figures in the capacity report.
 
 pub mod advice;
 pub mod capacity;
 pub mod exec;
+pub mod merge;
 pub mod plan;
 pub mod raw;
 pub mod run;

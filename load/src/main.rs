@@ -3,6 +3,8 @@
 //! ```text
 //! load run PLAN.yaml [--out results]
 //! load capacity PLAN.yaml [--out results]
+//! load run PLAN.yaml --segment i/N       # one of N generators
+//! load merge RESULTS_DIR... [--out results]
 //! ```
 //!
 //! Exit codes: 0 the run completed and its thresholds held (figures in the results folder);
@@ -17,6 +19,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use reliability_load::exec::{self, ExecError};
 use reliability_load::plan::Plan;
+use reliability_load::run::Segment;
 
 #[derive(Debug, Parser)]
 #[command(name = "load", version, about = "Load runs against an OTLP/HTTP target")]
@@ -32,6 +35,19 @@ enum Command {
         /// The plan (YAML).
         plan: PathBuf,
         /// Where results folders go.
+        #[arg(long, value_name = "DIR", default_value = "results")]
+        out: PathBuf,
+        /// Run only this share of the plan, i/N (k6's execution segments): N generators with
+        /// 0/N .. N-1/N split its rate, users and iterations exactly; `load merge` joins them.
+        #[arg(long, value_name = "i/N", value_parser = Segment::parse)]
+        segment: Option<Segment>,
+    },
+    /// Join the results folders of a plan's segments into one summary.
+    Merge {
+        /// The segments' results folders.
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+        /// Where the merged results folder goes.
         #[arg(long, value_name = "DIR", default_value = "results")]
         out: PathBuf,
     },
@@ -53,9 +69,10 @@ fn main() -> ExitCode {
             return ExitCode::from(u8::try_from(err.exit_code()).unwrap_or(2));
         }
     };
-    let (path, out, search) = match cli.command {
-        Command::Run { plan, out } => (plan, out, false),
-        Command::Capacity { plan, out } => (plan, out, true),
+    let (path, out, search, segment) = match cli.command {
+        Command::Run { plan, out, segment } => (plan, out, false, segment.unwrap_or_default()),
+        Command::Capacity { plan, out } => (plan, out, true, Segment::default()),
+        Command::Merge { dirs, out } => return merge(&dirs, &out),
     };
     let plan = match Plan::load(&path) {
         Ok(plan) => plan,
@@ -79,7 +96,7 @@ fn main() -> ExitCode {
         return capacity(&plan, &name, &out, &path, &stop);
     }
     println!("load run {name}: running (Ctrl-C stops, drains and writes the results)");
-    match exec::execute(&plan, &name, &out, &stop) {
+    match exec::execute(&plan, &name, &out, &stop, segment) {
         Ok(summary) => {
             let i = &summary.iterations;
             let s = &summary.spans;
@@ -116,6 +133,26 @@ fn main() -> ExitCode {
             }
         }
         Err(e) => failed(&e, &path),
+    }
+}
+
+fn merge(dirs: &[PathBuf], out: &std::path::Path) -> ExitCode {
+    let merged = match reliability_load::merge::merge(dirs) {
+        Ok(merged) => merged,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match reliability_load::merge::write(&merged, out) {
+        Ok(folder) => {
+            println!("load merge: {} segments joined in {}", dirs.len(), folder.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(4)
+        }
     }
 }
 

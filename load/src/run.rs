@@ -16,6 +16,41 @@ use serde::Serialize;
 
 use crate::schedule::Profile;
 
+/// This generator's share of a plan run by several (k6's execution segments): iteration `k`
+/// of the schedule (and user `k` of the closed model) belongs to segment `k % count`, so N
+/// segments split the rate, the users and the iteration indices (hence span ids) exactly.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Segment {
+    /// This one, from 0.
+    pub index: u64,
+    /// How many.
+    pub count: u64,
+}
+
+impl Default for Segment {
+    fn default() -> Self {
+        Segment { index: 0, count: 1 }
+    }
+}
+
+impl Segment {
+    /// Whether iteration (or user) `k` is this segment's.
+    pub fn owns(&self, k: u64) -> bool {
+        k % self.count.max(1) == self.index
+    }
+
+    /// Parses `i/N` (0 <= i < N).
+    pub fn parse(text: &str) -> Result<Segment, String> {
+        let bad = || format!("a segment is i/N with 0 <= i < N, not {text:?}");
+        let (i, n) = text.split_once('/').ok_or_else(bad)?;
+        let (index, count): (u64, u64) = (i.trim().parse().map_err(|_| bad())?, n.trim().parse().map_err(|_| bad())?);
+        if count == 0 || index >= count {
+            return Err(bad());
+        }
+        Ok(Segment { index, count })
+    }
+}
+
 /// How one iteration ended, by the answer it got.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -234,12 +269,13 @@ pub fn run<F>(
     scenarios: usize,
     spans_of: &dyn Fn(u64) -> u64,
     stop: &AtomicBool,
+    segment: Segment,
     iteration: F,
 ) -> Figures
 where
     F: Fn(u64) -> Outcome + Sync,
 {
-    run_observed(profile, workers, scenarios, spans_of, stop, iteration, || {})
+    run_observed(profile, workers, scenarios, spans_of, stop, segment, iteration, || {})
 }
 
 /// [`run`], calling `generated` once the last due time has been dealt with (tests use it to
@@ -250,6 +286,7 @@ pub(crate) fn run_observed<F>(
     scenarios: usize,
     spans_of: &dyn Fn(u64) -> u64,
     stop: &AtomicBool,
+    segment: Segment,
     iteration: F,
     generated: impl FnOnce(),
 ) -> Figures
@@ -281,7 +318,8 @@ where
                 }
             });
         }
-        'due: for (i, due) in profile.starts().enumerate() {
+        let mine = profile.starts().enumerate().filter(|(i, _)| segment.owns(*i as u64));
+        'due: for (i, due) in mine {
             // Sleep in slices, so a stop request is seen within 20 ms.
             loop {
                 if stop.load(Ordering::Acquire) {
@@ -311,7 +349,11 @@ where
         generated();
     });
     let counts = Counts {
-        offered: if interrupted { started + missed } else { profile.count() },
+        offered: if interrupted {
+            started + missed
+        } else {
+            (0..profile.count()).filter(|k| segment.owns(*k)).count() as u64
+        },
         interrupted,
         started,
         missed,
@@ -374,6 +416,30 @@ mod tests {
     use super::*;
 
     #[test]
+    fn segments_split_exactly() {
+        let profile = Profile::constant(1000.0, Duration::from_millis(100)).unwrap_or_else(|e| panic!("{e}"));
+        let seen = Mutex::new(Vec::new());
+        let mut offered = 0;
+        for index in 0..3 {
+            let segment = Segment::parse(&format!("{index}/3")).unwrap_or_else(|e| panic!("{e}"));
+            let f = run(&profile, 8, 1, &|_| 1, &AtomicBool::new(false), segment, |i| {
+                seen.lock().unwrap_or_else(PoisonError::into_inner).push(i);
+                Outcome { status: Status::Ok, spans: 1, rejected: 0, bytes: 1, scenario: 0 }
+            });
+            assert_eq!(f.started + f.missed, f.offered);
+            offered += f.offered;
+        }
+        assert_eq!(offered, 100, "the segments' shares add up to the plan");
+        let mut seen = seen.into_inner().unwrap_or_else(PoisonError::into_inner);
+        seen.sort_unstable();
+        seen.dedup();
+        assert!(seen.iter().all(|i| *i < 100), "indices are the plan's, shared by none");
+        for bad in ["3/3", "1/0", "x/2", "1"] {
+            assert!(Segment::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn statuses_fall_in_their_classes() {
         let classes: Vec<Status> = [200, 204, 400, 401, 413, 429, 499, 500, 502, 503, 504].map(Status::of).to_vec();
         use Status::*;
@@ -400,7 +466,7 @@ mod tests {
     #[test]
     fn every_iteration_is_placed() {
         let profile = Profile::constant(400.0, Duration::from_millis(500)).unwrap_or_else(|e| panic!("{e}"));
-        let figures = run(&profile, 4, 2, &|_| 3, &AtomicBool::new(false), |i| Outcome {
+        let figures = run(&profile, 4, 2, &|_| 3, &AtomicBool::new(false), Segment::default(), |i| Outcome {
             status: if i % 5 == 0 { Status::Unavailable } else { Status::Ok },
             spans: 3,
             rejected: 0,
@@ -428,7 +494,7 @@ mod tests {
     fn a_stop_ends_the_run_and_keeps_the_count() {
         let profile = Profile::constant(1000.0, Duration::from_secs(3600)).unwrap_or_else(|e| panic!("{e}"));
         let stop = AtomicBool::new(false);
-        let figures = run(&profile, 2, 1, &|_| 1, &stop, |i| {
+        let figures = run(&profile, 2, 1, &|_| 1, &stop, Segment::default(), |i| {
             if i == 50 {
                 stop.store(true, Ordering::Release);
             }
@@ -452,6 +518,7 @@ mod tests {
             1,
             &|_| 1,
             &AtomicBool::new(false),
+            Segment::default(),
             |i| {
                 while i == 0 && !done.load(Ordering::Acquire) {
                     std::thread::sleep(Duration::from_millis(1));

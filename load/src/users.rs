@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::run::{Counts, Figures, Outcome, Second, Shared, histogram, second};
+use crate::run::{Counts, Figures, Outcome, Second, Segment, Shared, histogram, second};
 
 /// The closed model's settings.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -43,6 +43,7 @@ pub fn run<F>(
     scenarios: usize,
     spans_of: &(dyn Fn(u64) -> u64 + Sync),
     stop: &AtomicBool,
+    segment: Segment,
     iteration: F,
 ) -> Figures
 where
@@ -55,7 +56,7 @@ where
     let origin = Instant::now();
     let iteration = &iteration;
     std::thread::scope(|scope| {
-        for user in 0..u.users {
+        for user in (0..u.users).filter(|u| segment.owns(*u)) {
             let (shared, next, generated, started_per_second) = (&shared, &next, &generated, &started_per_second);
             scope.spawn(move || {
                 let spawn_at = Duration::from_secs_f64(user as f64 / u.spawn_rate.max(1e-9));
@@ -67,7 +68,8 @@ where
                     if begun >= u.duration || stop.load(Ordering::Acquire) {
                         return;
                     }
-                    let i = next.fetch_add(1, Ordering::AcqRel);
+                    // Indices unique across segments: this segment's k-th iteration.
+                    let i = next.fetch_add(1, Ordering::AcqRel) * segment.count + segment.index;
                     generated.fetch_add(spans_of(i), Ordering::AcqRel);
                     {
                         let mut per = started_per_second.lock().unwrap_or_else(PoisonError::into_inner);
@@ -114,7 +116,7 @@ mod tests {
             duration: Duration::from_millis(300),
             think: Duration::from_millis(1),
         };
-        let f = run(&users, 2, &|_| 4, &AtomicBool::new(false), |i| {
+        let f = run(&users, 2, &|_| 4, &AtomicBool::new(false), Segment::default(), |i| {
             let now = running.fetch_add(1, Ordering::AcqRel) + 1;
             peak.fetch_max(now, Ordering::AcqRel);
             std::thread::sleep(Duration::from_millis(2));
@@ -136,7 +138,7 @@ mod tests {
         let stop = AtomicBool::new(false);
         let users =
             Users { users: 4, spawn_rate: 2.0, duration: Duration::from_secs(3600), think: Duration::from_millis(5) };
-        let f = run(&users, 1, &|_| 1, &stop, |i| {
+        let f = run(&users, 1, &|_| 1, &stop, Segment::default(), |i| {
             if i == 20 {
                 stop.store(true, Ordering::Release);
             }

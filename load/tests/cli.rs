@@ -277,3 +277,48 @@ fn a_spawned_target_is_watched_and_stopped() {
     let (output, _dir) = run("watch: {}\nworkload:\n  executor: constant-arrival-rate\n  rate: 1\n  duration: 1s\n");
     assert_eq!(output.status.code(), Some(2));
 }
+
+/// Two segments of a plan, merged, offer exactly what one run of it offers, and place every
+/// iteration and span; merging refuses segments of different runs and a segment given twice.
+#[test]
+fn two_segments_merged_equal_one_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("plan.yaml");
+    std::fs::write(&path, "name: seg\nworkload:\n  executor: constant-arrival-rate\n  rate: 60\n  duration: 1s\n")
+        .unwrap();
+    let out = dir.path().join("results");
+    let load = |args: &[&str]| Command::new(BIN).args(args).output().unwrap();
+    let (p, o) = (path.to_str().unwrap(), out.to_str().unwrap());
+    for segment in ["0/2", "1/2"] {
+        let output = load(&["run", p, "--out", o, "--segment", segment]);
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    }
+    let output = load(&["run", p, "--out", o]);
+    assert!(output.status.success());
+    let folders: Vec<std::path::PathBuf> = std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().path()).collect();
+    let find = |suffix: &str| folders.iter().find(|f| f.to_string_lossy().ends_with(suffix)).unwrap().clone();
+    let (s0, s1, whole) = (find("seg-segment0of2"), find("seg-segment1of2"), find("Z_seg"));
+    let merged_out = dir.path().join("merged");
+    let output = load(&["merge", s0.to_str().unwrap(), s1.to_str().unwrap(), "--out", merged_out.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let merged_dir = std::fs::read_dir(&merged_out).unwrap().next().unwrap().unwrap().path();
+    let read =
+        |d: &std::path::Path| serde_json::from_slice::<Value>(&std::fs::read(d.join("summary.json")).unwrap()).unwrap();
+    let (m, w, a) = (read(&merged_dir), read(&whole), read(&s0));
+    let n = |v: &Value| v.as_u64().unwrap();
+    assert_eq!(n(&a["iterations"]["offered"]), 30, "each segment offers half");
+    assert_eq!(m["iterations"]["offered"], w["iterations"]["offered"]);
+    assert_eq!(n(&m["iterations"]["started"]) + n(&m["iterations"]["missed"]), n(&w["iterations"]["offered"]));
+    assert_eq!(n(&m["spans"]["generated"]), 10 * n(&m["iterations"]["started"]));
+    assert_eq!(m["spans"]["target_accepted"], m["spans"]["accepted"]);
+    let per_second: u64 = m["per_second"].as_array().unwrap().iter().map(|s| n(&s["offered"])).sum();
+    assert_eq!(per_second, 60);
+    assert_eq!(m["merged_from"], 2);
+    // A segment twice, or one alone: refused.
+    let output = load(&["merge", s0.to_str().unwrap(), s0.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(2));
+    let output = load(&["merge", s0.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(2));
+    let output = load(&["merge", s0.to_str().unwrap(), whole.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(2));
+}
