@@ -280,6 +280,7 @@ where
 
 /// [`run`], calling `generated` once the last due time has been dealt with (tests use it to
 /// hold a worker busy for exactly the whole schedule).
+#[expect(clippy::too_many_arguments, reason = "run's arguments and the tests' hook; crate-internal")]
 pub(crate) fn run_observed<F>(
     profile: &Profile,
     workers: usize,
