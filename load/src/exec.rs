@@ -326,9 +326,17 @@ pub fn execute(
     let Prepared { url, service, headers, names, sender, .. } = &prepared;
     let spans_of = |i| sender.spans_of(i);
     let workers = plan.workload.max_in_flight();
-    let drive = |iteration: &(dyn Fn(u64) -> run::Outcome + Sync)| match plan.workload.users() {
-        Some(users) => crate::users::run(&users, names.len(), &spans_of, stop, segment, iteration),
-        None => run::run(&profile, workers, names.len(), &spans_of, stop, segment, iteration),
+    let live = Arc::new(crate::progress::Live::default());
+    let users = plan.workload.users();
+    let total = users.map_or(profile.duration(), |u| u.duration);
+    let shown = if users.is_some() || segment.count > 1 { None } else { Some(profile.clone()) };
+    let reporter = crate::progress::Reporter::start(name, Arc::clone(&live), shown, total);
+    let drive = |iteration: &(dyn Fn(u64) -> run::Outcome + Sync)| {
+        let counted = |i| live.around(|| iteration(i));
+        match users {
+            Some(users) => crate::users::run(&users, names.len(), &spans_of, stop, segment, counted),
+            None => run::run(&profile, workers, names.len(), &spans_of, stop, segment, counted),
+        }
     };
     let (figures, client) = if plan.pipeline == Pipeline::Sdk {
         let env = |k: &str| std::env::var(k).ok();
@@ -347,6 +355,7 @@ pub fn execute(
     } else {
         (drive(&|i| sender.iteration(i)), None)
     };
+    reporter.finish();
     let target_accepted = prepared.target_accepted();
     let names = names.clone();
     prepared.finish();

@@ -22,12 +22,13 @@
 //! - [`watch`]: the system under test and the generator, sampled every 250 ms against limits
 //!   (`resource-usage.csv`);
 //! - [`merge`]: `load merge` — the segments of one plan (`--segment i/N`) joined;
+//! - [`progress`]: live progress (a bar on a terminal, plain lines in CI logs);
 //! - [`advice`]: drop analysis and recommendations (`recommendations.md`);
 //! - [`capacity`]: the capacity search — step up, then bisect — and `load capacity PLAN`;
 //! - [`exec`] and the `load run PLAN` command: the embedded testbed or a URL checked
 //!   reachable first, and `results/<UTC time>_<plan>/summary.json`.
 //!
-//! Not here yet: graphs and `report.html`, live progress, the Kubernetes manifest, the
+//! Not here yet: graphs and `report.html`, the Kubernetes manifest, the
 //! watched target's figures in the capacity report.
 
 pub mod advice;
@@ -35,6 +36,7 @@ pub mod capacity;
 pub mod exec;
 pub mod merge;
 pub mod plan;
+pub mod progress;
 pub mod raw;
 pub mod run;
 pub mod scenario;

@@ -136,6 +136,22 @@ impl Profile {
         self.segments.iter().map(|s| (s.from + s.to) / 2.0 * s.duration.as_secs_f64()).sum()
     }
 
+    /// Iterations due before `t` (every `i` below the integral up to `t`, capped at the count).
+    pub fn due_before(&self, t: Duration) -> u64 {
+        let mut area = 0.0;
+        let mut start = Duration::ZERO;
+        for s in &self.segments {
+            let d = s.duration.as_secs_f64();
+            let x = t.saturating_sub(start).as_secs_f64().min(d);
+            area += s.from * x + (s.to - s.from) * x * x / (2.0 * d);
+            start += s.duration;
+            if t <= start {
+                break;
+            }
+        }
+        if area <= 0.0 { 0 } else { ((area - 1e-9).ceil().max(0.0) as u64).min(self.count()) }
+    }
+
     /// Iterations due: every `i >= 0` below [`Profile::total`].
     pub fn count(&self) -> u64 {
         let total = self.total();
@@ -244,6 +260,10 @@ mod tests {
         assert_eq!(starts[1], Duration::from_millis(1));
         assert_eq!(starts[9_999], Duration::from_millis(9_999));
         assert!(starts.windows(2).all(|w| w[1] - w[0] == Duration::from_millis(1)));
+        for t in [0, 1, 2, 500, 9_999, 10_000, 20_000] {
+            let t = Duration::from_millis(t);
+            assert_eq!(p.due_before(t), starts.iter().filter(|d| **d < t).count() as u64, "{t:?}");
+        }
         // A fractional total rounds up: 2.5 iterations offered are due at 0, 0.4 s and 0.8 s.
         let p = Profile::constant(2.5, S).unwrap();
         assert_eq!(p.starts().collect::<Vec<_>>(), [0, 400, 800].map(Duration::from_millis));
@@ -264,6 +284,11 @@ mod tests {
         let starts: Vec<Duration> = p.starts().collect();
         assert_eq!(starts.iter().filter(|t| **t < 2 * S).count(), 200);
         assert_eq!(starts.iter().filter(|t| **t < 5 * S).count(), 800);
+        for ms in [0, 700, 2000, 3100, 5000, 5500, 6000] {
+            let t = Duration::from_millis(ms);
+            let seen = starts.iter().filter(|d| **d < t).count() as u64;
+            assert!(p.due_before(t).abs_diff(seen) <= 1, "{t:?}: {} vs {seen}", p.due_before(t));
+        }
         assert!(p.rate_at(Duration::from_millis(5500)) - 100.0 < 1e-9);
     }
 
