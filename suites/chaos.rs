@@ -96,7 +96,9 @@ fn spans_through_latency_a_partition_and_reset_bursts_are_all_accounted(
 
     // The proxy's ledger: the bursts reset connections, each dropping the request that hit
     // it (a kept-alive connection may have carried whole requests before), and every byte
-    // of every connection is either forwarded or discarded.
+    // of every ended connection is either forwarded or discarded. (On an open one the
+    // identity can lag: `forwarded` is counted after a write returns, and the client may
+    // read the bytes first.)
     let ledger = proxy.connections()?;
     let ended = |why: Ending| ledger.iter().filter(|c| c.ending == Some(why)).count();
     assert!(ended(Ending::ResetPeer) >= 3, "one reset per burst at least: {ledger:?}");
@@ -105,7 +107,11 @@ fn spans_through_latency_a_partition_and_reset_bursts_are_all_accounted(
             assert!(c.upstream.discarded > 0, "a reset dropped no request bytes: {c:?}");
         }
         for d in [&c.upstream, &c.downstream] {
-            assert_eq!(d.received, d.forwarded + d.discarded, "bytes unaccounted: {c:?}");
+            if c.closed_ms.is_some() {
+                assert_eq!(d.received, d.forwarded + d.discarded, "bytes unaccounted: {c:?}");
+            } else {
+                assert!(d.forwarded + d.discarded <= d.received, "bytes counted twice: {c:?}");
+            }
         }
     }
     metrics.set("proxy_connections", ledger.len() as f64);

@@ -10,6 +10,8 @@
 //! Each term of `received = forwarded + discarded` is counted where it happens: `received` by
 //! the reader, `forwarded` after each successful write, `discarded` where data is dropped
 //! (a timeout toxic, limit_data's excess, what was in flight when the connection was ended).
+//! The identity holds once a connection has ended; while it is open, bytes in flight (and
+//! bytes written but not yet counted — the peer may read them first) make it lag.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
