@@ -19,6 +19,10 @@ pub struct Step {
     pub p99_ms: f64,
     /// Iterations that ended without a 2xx, over those that ended.
     pub error_rate: f64,
+    /// The watched target's peak CPU over its limit during the step (none unwatched).
+    pub target_cpu_fraction: Option<f64>,
+    /// The watched target's peak RSS over its limit during the step (none unwatched).
+    pub target_memory_fraction: Option<f64>,
 }
 
 /// The search's settings (`capacity:` in a plan).
@@ -70,6 +74,10 @@ impl Settings {
             Some("p99 over the SLO")
         } else if step.error_rate > self.max_error_rate {
             Some("error rate over the limit")
+        } else if step.target_cpu_fraction.is_some_and(|f| f >= 0.9) {
+            Some("the target's CPU at 90% of its limit")
+        } else if step.target_memory_fraction.is_some_and(|f| f >= 0.9) {
+            Some("the target's memory at 90% of its limit")
         } else {
             None
         }
@@ -139,6 +147,8 @@ mod tests {
             achieved_ratio: (capacity / rate).min(1.0),
             p99_ms: if rate <= capacity { 20.0 } else { 5000.0 },
             error_rate: 0.0,
+            target_cpu_fraction: None,
+            target_memory_fraction: None,
         }
     }
 
@@ -170,8 +180,21 @@ mod tests {
             achieved_ratio: 1.0,
             p99_ms: 1.0,
             error_rate: if rate > 150.0 { 0.5 } else { 0.0 },
+            target_cpu_fraction: None,
+            target_memory_fraction: None,
         });
         assert!(found.sustainable_rate <= 150.0 && found.sustainable_rate > 140.0, "{found:?}");
+        // A target past 90% of its CPU budget breaks a step, whatever else holds.
+        let found = search(&settings, |rate| Step {
+            rate,
+            achieved_ratio: 1.0,
+            p99_ms: 1.0,
+            error_rate: 0.0,
+            target_cpu_fraction: Some(rate / 500.0),
+            target_memory_fraction: Some(0.1),
+        });
+        assert!(found.sustainable_rate < 450.0 && found.sustainable_rate > 420.0, "{found:?}");
+        assert!(found.steps.iter().any(|(_, why)| why.is_some()));
         assert!(Settings { factor: 1.0, ..Settings::default() }.check().is_err());
     }
 }

@@ -15,7 +15,7 @@ use crate::raw::Sender;
 use crate::run::{self, Figures, Second, Status, Tally};
 use crate::sdk::SdkSender;
 use crate::threshold::Verdict;
-use crate::watch::{Watch, Watched};
+use crate::watch::{Watch, WatchSpec, Watched};
 use testbed::client::Accounting;
 
 /// Why a plan could not be run.
@@ -505,6 +505,10 @@ pub struct StepReport {
     pub step: crate::capacity::Step,
     /// Spans/s accepted during the step.
     pub spans_per_second: f64,
+    /// The watched target's peak CPU during the step, cores.
+    pub target_peak_cpu_cores: Option<f64>,
+    /// The watched target's peak RSS during the step, bytes.
+    pub target_peak_rss_bytes: Option<u64>,
     /// Why the step broke, if it did.
     pub broke: Option<String>,
 }
@@ -524,6 +528,8 @@ pub struct CapacityReport {
     pub sustainable_iterations_per_second: f64,
     /// Spans/s accepted at that rate.
     pub sustainable_spans_per_second: f64,
+    /// The watched target's peak CPU (cores) and RSS (bytes) in the step at that rate.
+    pub target_at_sustainable: (Option<f64>, Option<u64>),
     /// The lowest rate that broke.
     pub broken_rate: Option<f64>,
     /// Every step, in order.
@@ -545,13 +551,37 @@ pub fn capacity(plan: &Plan, name: &str, out: &Path, stop: &AtomicBool) -> Resul
     }
     let settings = plan.capacity.unwrap_or_default();
     settings.check().map_err(ExecError::Unsupported)?;
-    let prepared = prepare(plan, name)?;
-    let workers = plan.workload.max_in_flight();
     let started_unix_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64;
+    let folder = out.join(format!("{}_{name}-capacity", utc_stamp(started_unix_ms / 1000)));
+    let spec = plan.watch.clone().unwrap_or_default();
+    // The watch never stops a search step: a critical target breaks the step instead.
+    let unstoppable = Arc::new(AtomicBool::new(false));
+    let watch = Watch::start(
+        &WatchSpec { abort_on_critical: false, ..spec.clone() },
+        &folder.join("logs").join("target.log"),
+        unstoppable,
+    )
+    .map_err(ExecError::Io)?;
+    let prepared = match prepare(plan, name) {
+        Ok(prepared) => prepared,
+        Err(e) => {
+            watch.finish();
+            return Err(e);
+        }
+    };
+    let workers = plan.workload.max_in_flight();
     let mut base = 0u64;
     let mut spans_per_second = Vec::new();
+    let mut target_peaks = Vec::new();
     let found = crate::capacity::search(&settings, |rate| {
-        let broken = crate::capacity::Step { rate, achieved_ratio: 0.0, p99_ms: f64::INFINITY, error_rate: 1.0 };
+        let broken = crate::capacity::Step {
+            rate,
+            achieved_ratio: 0.0,
+            p99_ms: f64::INFINITY,
+            error_rate: 1.0,
+            target_cpu_fraction: None,
+            target_memory_fraction: None,
+        };
         if stop.load(std::sync::atomic::Ordering::Acquire) {
             return broken;
         }
@@ -560,6 +590,7 @@ pub fn capacity(plan: &Plan, name: &str, out: &Path, stop: &AtomicBool) -> Resul
             return broken;
         };
         let offset = base;
+        let step_began = watch.elapsed();
         let spans_of = |i| prepared.sender.spans_of(offset + i);
         let f = run::run(&profile, workers, prepared.names.len(), &spans_of, stop, run::Segment::default(), |i| {
             prepared.sender.iteration(offset + i)
@@ -568,27 +599,41 @@ pub fn capacity(plan: &Plan, name: &str, out: &Path, stop: &AtomicBool) -> Resul
         let ok = f.by_status.get(&Status::Ok).copied().unwrap_or_default();
         let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
         spans_per_second.push(ok.spans as f64 / settings.step_seconds);
+        let (cpu, rss) = watch.peaks_since(step_began);
+        target_peaks.push((cpu, rss));
         crate::capacity::Step {
             rate,
             achieved_ratio: ratio(ok.iterations, f.offered),
             p99_ms: f.latency.value_at_quantile(0.99) as f64 / 1e3,
             error_rate: ratio(f.completed() - ok.iterations, f.completed()),
+            target_cpu_fraction: cpu.zip(spec.cpu_limit_cores).map(|(c, l)| c / l),
+            target_memory_fraction: rss.zip(spec.memory_limit_mb).map(|(r, mb)| r as f64 / (mb as f64 * 1e6)),
         }
     });
     prepared.finish();
+    watch.finish();
     let steps: Vec<StepReport> = found
         .steps
         .iter()
-        .zip(&spans_per_second)
-        .map(|((step, broke), sps)| StepReport { step: *step, spans_per_second: *sps, broke: broke.clone() })
+        .zip(spans_per_second.iter().zip(&target_peaks))
+        .map(|((step, broke), (sps, (cpu, rss)))| StepReport {
+            step: *step,
+            spans_per_second: *sps,
+            target_peak_cpu_cores: *cpu,
+            target_peak_rss_bytes: *rss,
+            broke: broke.clone(),
+        })
         .collect();
     let sustainable_spans_per_second = steps
         .iter()
         .filter(|s| s.broke.is_none() && s.step.rate == found.sustainable_rate)
         .map(|s| s.spans_per_second)
         .fold(0.0, f64::max);
+    let at = steps.iter().find(|s| s.broke.is_none() && s.step.rate == found.sustainable_rate);
+    let target_at_sustainable = at.map_or((None, None), |s| (s.target_peak_cpu_cores, s.target_peak_rss_bytes));
     let report = CapacityReport {
         schema: 1,
+        target_at_sustainable,
         plan: name.to_owned(),
         target: plan.target.endpoint.clone(),
         settings,
@@ -597,7 +642,7 @@ pub fn capacity(plan: &Plan, name: &str, out: &Path, stop: &AtomicBool) -> Resul
         broken_rate: found.broken_rate,
         steps,
         interrupted: stop.load(std::sync::atomic::Ordering::Acquire),
-        folder: out.join(format!("{}_{name}-capacity", utc_stamp(started_unix_ms / 1000))),
+        folder,
     };
     std::fs::create_dir_all(&report.folder)
         .map_err(|e| ExecError::Io(format!("cannot create {}: {e}", report.folder.display())))?;

@@ -28,8 +28,8 @@
 //! - [`exec`] and the `load run PLAN` command: the embedded testbed or a URL checked
 //!   reachable first, and `results/<UTC time>_<plan>/summary.json`.
 //!
-//! Not here yet: graphs and `report.html`, the Kubernetes manifest, the
-//! watched target's figures in the capacity report.
+//! Not here yet: graphs and `report.html`, `report.md`, the Kubernetes manifest and a
+//! Pushgateway push.
 
 pub mod advice;
 pub mod capacity;

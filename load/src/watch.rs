@@ -89,6 +89,8 @@ pub struct Watch {
     done: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<Watched>>,
     child: Arc<Mutex<Option<Child>>>,
+    samples: Arc<Mutex<Vec<Sample>>>,
+    origin: Instant,
 }
 
 fn spawn(command: &str, memory_mb: Option<u64>, log: &std::path::Path) -> Result<Child, String> {
@@ -122,18 +124,39 @@ impl Watch {
         let target = spec.pid.or(child.as_ref().map(Child::id)).map(Pid::from_u32);
         let child = Arc::new(Mutex::new(child));
         let done = Arc::new(AtomicBool::new(false));
-        let (spec, done2, child2) = (spec.clone(), Arc::clone(&done), Arc::clone(&child));
+        let samples = Arc::new(Mutex::new(Vec::new()));
+        let origin = Instant::now();
+        let (spec, done2, child2, samples2) =
+            (spec.clone(), Arc::clone(&done), Arc::clone(&child), Arc::clone(&samples));
         let thread = std::thread::Builder::new()
             .name("load-watch".into())
-            .spawn(move || sample(&spec, target, &done2, &stop, &child2))
+            .spawn(move || sample(&spec, target, &done2, &stop, &child2, &samples2, origin))
             .map_err(|e| e.to_string())?;
-        Ok(Watch { done, thread: Some(thread), child })
+        Ok(Watch { done, thread: Some(thread), child, samples, origin })
+    }
+
+    /// Seconds since the watch began (the samples' clock).
+    pub fn elapsed(&self) -> f64 {
+        self.origin.elapsed().as_secs_f64()
+    }
+
+    /// The target's peak CPU (cores) and RSS (bytes) in the samples taken since `t`.
+    pub fn peaks_since(&self, t: f64) -> (Option<f64>, Option<u64>) {
+        let samples = self.samples.lock().unwrap_or_else(PoisonError::into_inner);
+        let window = samples.iter().filter(|s| s.t >= t);
+        window.fold((None, None), |(cpu, rss), s| {
+            (
+                s.target_cpu_cores.map_or(cpu, |c| Some(cpu.map_or(c, |p: f64| p.max(c)))),
+                s.target_rss_bytes.map_or(rss, |r| Some(rss.map_or(r, |p: u64| p.max(r)))),
+            )
+        })
     }
 
     /// Stops watching and stops a spawned target; returns what was seen.
     pub fn finish(mut self) -> Watched {
         self.done.store(true, Ordering::Release);
-        let watched = self.thread.take().and_then(|t| t.join().ok()).unwrap_or_default();
+        let mut watched = self.thread.take().and_then(|t| t.join().ok()).unwrap_or_default();
+        watched.samples = std::mem::take(&mut *self.samples.lock().unwrap_or_else(PoisonError::into_inner));
         if let Some(mut child) = self.child.lock().unwrap_or_else(PoisonError::into_inner).take() {
             let _ = child.kill();
             let _ = child.wait();
@@ -148,16 +171,23 @@ fn sample(
     done: &AtomicBool,
     stop: &AtomicBool,
     child: &Mutex<Option<Child>>,
+    samples: &Mutex<Vec<Sample>>,
+    origin: Instant,
 ) -> Watched {
     let me = Pid::from_u32(std::process::id());
     let cores = std::thread::available_parallelism().map_or(1.0, |n| n.get() as f64);
     let mut watched = Watched { generator_cores_available: cores, ..Watched::default() };
     let Ok(mut system) = System::new() else { return watched };
-    let origin = Instant::now();
     let kind = ProcessRefreshKind::nothing().with_cpu().with_memory();
-    // Bounded: one sample per 250 ms until told to stop.
-    while !done.load(Ordering::Acquire) {
-        std::thread::sleep(Duration::from_millis(250));
+    // Bounded: a sample at once, one per 250 ms, and a last one when told to stop (so every
+    // run has at least two, whatever the scheduler does).
+    let mut first = true;
+    loop {
+        let finishing = done.load(Ordering::Acquire);
+        if !first && !finishing {
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        first = false;
         let pids: Vec<Pid> = std::iter::once(me).chain(target).collect();
         system.refresh_processes_specifics(ProcessesToUpdate::Some(&pids), true, kind);
         let t = origin.elapsed().as_secs_f64();
@@ -165,7 +195,7 @@ fn sample(
             system.process(me).map_or((0.0, 0), |p| (f64::from(p.cpu_usage()) / 100.0, p.memory()));
         let target_figures =
             target.and_then(|pid| system.process(pid)).map(|p| (f64::from(p.cpu_usage()) / 100.0, p.memory()));
-        watched.samples.push(Sample {
+        samples.lock().unwrap_or_else(PoisonError::into_inner).push(Sample {
             t,
             target_cpu_cores: target_figures.map(|f| f.0),
             target_rss_bytes: target_figures.map(|f| f.1),
@@ -197,6 +227,9 @@ fn sample(
             && let Ok(Some(status)) = c.try_wait()
         {
             watched.spawned_exit_code = Some(status.code().unwrap_or(-1));
+        }
+        if finishing {
+            break;
         }
     }
     watched

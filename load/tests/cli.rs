@@ -174,7 +174,7 @@ fn capacity_writes_every_step() {
     let path = dir.path().join("plan.yaml");
     std::fs::write(
         &path,
-        "name: cap\nworkload:\n  executor: constant-arrival-rate\n  rate: 1\n  duration: 1s\ncapacity:\n  start-rate: 20\n  max-rate: 40\n  step-seconds: 0.5\n",
+        "name: cap\nwatch: {spawn: \"sleep 601\", memory-limit-mb: 512}\nworkload:\n  executor: constant-arrival-rate\n  rate: 1\n  duration: 1s\ncapacity:\n  start-rate: 20\n  max-rate: 40\n  step-seconds: 0.5\n",
     )
     .unwrap();
     let out = dir.path().join("results");
@@ -189,6 +189,12 @@ fn capacity_writes_every_step() {
     let sustainable = c["sustainable_iterations_per_second"].as_f64().unwrap();
     let held: Vec<f64> = steps.iter().filter(|s| s["broke"].is_null()).map(|s| s["rate"].as_f64().unwrap()).collect();
     assert_eq!(sustainable, held.iter().copied().fold(0.0, f64::max), "the answer is the highest rate that held");
+    // The watched target's figures ride along each step: a peak where a sample fell in the
+    // step (how many do depends on the machine), never a zero.
+    assert!(
+        steps.iter().all(|s| s["target_peak_rss_bytes"].is_null() || s["target_peak_rss_bytes"].as_u64() > Some(0))
+    );
+    assert!(folder.join("logs/target.log").is_file());
     // The sdk pipeline is not what the search drives: a plan error.
     std::fs::write(&path, "pipeline: sdk\nworkload:\n  executor: constant-arrival-rate\n  rate: 1\n  duration: 1s\n")
         .unwrap();
@@ -267,7 +273,7 @@ fn a_spawned_target_is_watched_and_stopped() {
 
     // The memory limit is enforced: a target that wants 400 MB under a 100 MB limit fails.
     let (output, dir) = run(
-        "watch:\n  spawn: \"python3 -c 'import time; x = bytearray(400000000); time.sleep(600)'\"\n  memory-limit-mb: 100\nworkload:\n  executor: constant-arrival-rate\n  rate: 5\n  duration: 1500ms\n",
+        "watch:\n  spawn: \"python3 -c 'import time; x = bytearray(400000000); time.sleep(600)'\"\n  memory-limit-mb: 100\nworkload:\n  executor: constant-arrival-rate\n  rate: 5\n  duration: 3s\n",
     );
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let folder = std::fs::read_dir(dir.path().join("results")).unwrap().next().unwrap().unwrap().path();
