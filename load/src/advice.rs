@@ -146,6 +146,14 @@ pub fn markdown(plan: &str, advice: &[Advice]) -> String {
 }
 
 #[cfg(test)]
+pub(crate) mod tests_support {
+    /// A clean run's summary, for tests.
+    pub(crate) fn summary() -> crate::exec::Summary {
+        super::tests::base()
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
     use std::path::PathBuf;
@@ -159,7 +167,7 @@ mod tests {
     }
 
     /// 1,000 iterations of 10 spans, 1 KB each, all 2xx in 10 s, generator on time.
-    fn base() -> Summary {
+    pub(super) fn base() -> Summary {
         Summary {
             schema: 1,
             plan: "t".into(),

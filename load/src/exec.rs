@@ -373,6 +373,7 @@ pub fn execute(
     write("summary.json", &json)?;
     write("timeseries.csv", timeseries(&summary.per_second).as_bytes())?;
     write("recommendations.md", crate::advice::markdown(name, &summary.recommendations).as_bytes())?;
+    write("report.md", crate::report::markdown(&summary).as_bytes())?;
     write("resource-usage.csv", crate::watch::csv(&watched.samples).as_bytes())?;
     Ok(Summary { folder, ..summary })
 }

@@ -23,12 +23,13 @@
 //!   (`resource-usage.csv`);
 //! - [`merge`]: `load merge` — the segments of one plan (`--segment i/N`) joined;
 //! - [`progress`]: live progress (a bar on a terminal, plain lines in CI logs);
+//! - [`report`]: `report.md`, the run's analysis on one page;
 //! - [`advice`]: drop analysis and recommendations (`recommendations.md`);
 //! - [`capacity`]: the capacity search — step up, then bisect — and `load capacity PLAN`;
 //! - [`exec`] and the `load run PLAN` command: the embedded testbed or a URL checked
 //!   reachable first, and `results/<UTC time>_<plan>/summary.json`.
 //!
-//! Not here yet: graphs and `report.html`, `report.md`, the Kubernetes manifest and a
+//! Not here yet: graphs and `report.html`, the Kubernetes manifest and a
 //! Pushgateway push.
 
 pub mod advice;
@@ -38,6 +39,7 @@ pub mod merge;
 pub mod plan;
 pub mod progress;
 pub mod raw;
+pub mod report;
 pub mod run;
 pub mod scenario;
 pub mod schedule;

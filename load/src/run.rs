@@ -496,7 +496,8 @@ mod tests {
         let profile = Profile::constant(1000.0, Duration::from_secs(3600)).unwrap_or_else(|e| panic!("{e}"));
         let stop = AtomicBool::new(false);
         let figures = run(&profile, 2, 1, &|_| 1, &stop, Segment::default(), |i| {
-            if i == 50 {
+            // Any iteration from the 50th on (one may be missed on a busy machine).
+            if i >= 50 {
                 stop.store(true, Ordering::Release);
             }
             Outcome { status: Status::Ok, spans: 1, rejected: 0, bytes: 1, scenario: 0 }

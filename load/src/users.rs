@@ -139,7 +139,7 @@ mod tests {
         let users =
             Users { users: 4, spawn_rate: 2.0, duration: Duration::from_secs(3600), think: Duration::from_millis(5) };
         let f = run(&users, 1, &|_| 1, &stop, Segment::default(), |i| {
-            if i == 20 {
+            if i >= 20 {
                 stop.store(true, Ordering::Release);
             }
             Outcome { status: Status::Ok, spans: 1, rejected: 0, bytes: 1, scenario: 0 }

@@ -48,6 +48,7 @@ fn a_run_places_every_iteration_and_span() {
     assert_eq!(s["thresholds"][0]["passed"], true);
     assert!(s["recommendations"].is_array());
     assert!(folders[0].join("recommendations.md").is_file());
+    assert!(folders[0].join("report.md").is_file());
     // timeseries.csv: the same seconds, row for row.
     let csv = std::fs::read_to_string(folders[0].join("timeseries.csv")).unwrap();
     let rows: Vec<Vec<u64>> = csv.lines().skip(1).map(|l| l.split(',').map(|x| x.parse().unwrap()).collect()).collect();
