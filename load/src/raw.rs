@@ -6,22 +6,13 @@
 use std::time::Duration;
 
 use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
-use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use prost::Message;
 
 use crate::plan::{Protocol, Resolved};
 use crate::run::{Outcome, Status};
-use crate::scenario::{Rng, TraceBuilder};
-
-fn text(key: &str, value: String) -> KeyValue {
-    KeyValue {
-        key: key.into(),
-        value: Some(AnyValue { value: Some(any_value::Value::StringValue(value)) }),
-        ..KeyValue::default()
-    }
-}
+use crate::scenario::{Rng, TraceBuilder, text};
 
 /// Iteration `i`'s request: one trace of `spans` spans (a root and its children) for
 /// `service`, ids derived from (seed, i) so that no two iterations share one.
@@ -40,8 +31,8 @@ pub fn request(seed: u64, i: u64, spans: u64, service: &str) -> ExportTraceServi
             start_time_unix_nano: 1_700_000_000_000_000_000 + i * 1_000_000 + j,
             end_time_unix_nano: 1_700_000_000_000_500_000 + i * 1_000_000 + j,
             attributes: vec![
-                text("gen_ai.operation.name", if j == 0 { "invoke_agent".into() } else { "chat".into() }),
-                text("gen_ai.request.model", "gpt-4o".into()),
+                text("gen_ai.operation.name", if j == 0 { "invoke_agent" } else { "chat" }),
+                text("gen_ai.request.model", "gpt-4o"),
                 text("load.iteration", i.to_string()),
             ],
             ..Span::default()
@@ -49,7 +40,7 @@ pub fn request(seed: u64, i: u64, spans: u64, service: &str) -> ExportTraceServi
         .collect();
     ExportTraceServiceRequest {
         resource_spans: vec![ResourceSpans {
-            resource: Some(Resource { attributes: vec![text("service.name", service.into())], ..Resource::default() }),
+            resource: Some(Resource { attributes: vec![text("service.name", service)], ..Resource::default() }),
             scope_spans: vec![ScopeSpans { spans, ..ScopeSpans::default() }],
             ..ResourceSpans::default()
         }],
@@ -126,7 +117,7 @@ impl Sender {
     fn pick(&self, _i: u64, rng: &mut Rng) -> usize {
         let mix = self.mix.as_deref().unwrap_or_default();
         let total: f64 = mix.iter().map(|s| s.weight).sum();
-        let mut draw = rng.unit() * total;
+        let mut draw = rng.next_f64() * total;
         let pick = mix.iter().position(|s| {
             draw -= s.weight;
             draw < 0.0

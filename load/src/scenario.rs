@@ -283,30 +283,13 @@ pub fn span_count(steps: &[Step]) -> u64 {
         .sum::<u64>()
 }
 
-/// SplitMix64 (the same generator the testbed uses): sizes, token counts and the scenario
-/// drawn, replayable from the seed.
-#[derive(Debug)]
-pub struct Rng(pub u64);
+/// The project's seeded generator (testbed's SplitMix64): sizes, token counts and the
+/// scenario drawn, replayable from the seed.
+pub use testbed::rng::SplitMix64 as Rng;
 
-impl Rng {
-    /// The next 64 bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1).
-    pub fn unit(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    /// `n` ± 20%.
-    fn vary(&mut self, n: u64) -> u64 {
-        (n as f64 * (0.8 + 0.4 * self.unit())).round() as u64
-    }
+/// `n` ± 20%.
+fn vary(rng: &mut Rng, n: u64) -> u64 {
+    (n as f64 * (0.8 + 0.4 * rng.next_f64())).round() as u64
 }
 
 /// Filler text for payloads: prose-like, so compression ratios are realistic.
@@ -316,7 +299,7 @@ cancellation policy of each carrier before asking which one to book. ";
 
 fn filler(rng: &mut Rng, bytes: u64) -> String {
     let mut out = String::with_capacity(bytes as usize);
-    let offset = (rng.next_u64() % FILLER.len() as u64) as usize;
+    let offset = (rng.next() % FILLER.len() as u64) as usize;
     out.push_str(&FILLER[offset..]);
     while out.len() < bytes as usize {
         out.push_str(FILLER);
@@ -325,7 +308,8 @@ fn filler(rng: &mut Rng, bytes: u64) -> String {
     out
 }
 
-fn text(key: &str, value: impl Into<String>) -> KeyValue {
+/// A string attribute.
+pub(crate) fn text(key: &str, value: impl Into<String>) -> KeyValue {
     KeyValue {
         key: key.into(),
         value: Some(AnyValue { value: Some(any_value::Value::StringValue(value.into())) }),
@@ -377,7 +361,7 @@ impl<'a> TraceBuilder<'a> {
     fn span(&mut self, parent: &[u8], name: String, kind: i32, attributes: Vec<KeyValue>) -> Vec<u8> {
         let id = self.id();
         let start = self.clock;
-        self.clock += 1_000_000 + self.rng.next_u64() % 50_000_000;
+        self.clock += 1_000_000 + self.rng.next() % 50_000_000;
         self.spans.push(Span {
             trace_id: self.trace_id.to_vec(),
             span_id: id.clone(),
@@ -407,10 +391,10 @@ impl<'a> TraceBuilder<'a> {
     fn step(&mut self, parent: &[u8], step: &Step) {
         match step {
             Step::Llm(l) => {
-                let bytes = self.rng.vary(l.payload.0);
+                let bytes = vary(self.rng, l.payload.0);
                 let input = filler(self.rng, bytes * 3 / 4);
                 let output = filler(self.rng, bytes - bytes * 3 / 4);
-                let (tin, tout) = (self.rng.vary(l.input_tokens), self.rng.vary(l.output_tokens));
+                let (tin, tout) = (vary(self.rng, l.input_tokens), vary(self.rng, l.output_tokens));
                 let attributes = vec![
                     text("gen_ai.operation.name", "chat"),
                     text("gen_ai.provider.name", l.provider.as_str()),
@@ -424,7 +408,7 @@ impl<'a> TraceBuilder<'a> {
                 self.span(parent, format!("chat {}", l.model), 3, attributes);
             }
             Step::Tool(t) => {
-                let bytes = self.rng.vary(t.payload.0);
+                let bytes = vary(self.rng, t.payload.0);
                 let attributes = vec![
                     text("gen_ai.operation.name", "execute_tool"),
                     text("gen_ai.tool.name", t.name.as_str()),
@@ -435,7 +419,7 @@ impl<'a> TraceBuilder<'a> {
                 self.span(parent, format!("execute_tool {}", t.name), 1, attributes);
             }
             Step::Retrieval(r) => {
-                let bytes = self.rng.vary(r.payload.0);
+                let bytes = vary(self.rng, r.payload.0);
                 let attributes = vec![
                     text("gen_ai.operation.name", "execute_tool"),
                     text("gen_ai.tool.name", format!("retrieve_{}", r.source)),

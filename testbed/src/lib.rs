@@ -25,7 +25,7 @@
 pub mod backend;
 pub mod client;
 pub mod proxy;
-mod rng;
+pub mod rng;
 
 pub use backend::{Backend, Config, ExposedError, LedgerEntry, StartError, faults, ingest, store};
 pub use faults::{Action, FaultPlan, Rule, When};

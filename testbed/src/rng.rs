@@ -1,4 +1,5 @@
-//! The one PRNG of the testbed (fault draws, proxy toxicity, jitter, slice sizes).
+//! The one PRNG of the project's generators (the testbed's fault draws, proxy toxicity,
+//! jitter and slice sizes; the load tool's scenario draws, sizes and token counts).
 //!
 //! Hand-written rather than `rand`: a recorded seed must replay the same faults in every
 //! future version, which a crate's generator does not promise.
@@ -6,10 +7,12 @@
 /// SplitMix64: tiny, seedable, good enough for fault draws, and stable across versions (a
 /// recorded seed must replay the same faults).
 #[derive(Clone, Debug)]
-pub(crate) struct SplitMix64(pub(crate) u64);
+pub struct SplitMix64(pub u64);
 
 impl SplitMix64 {
-    pub(crate) fn next(&mut self) -> u64 {
+    /// The next 64 bits.
+    #[allow(clippy::should_implement_trait, reason = "an infinite generator, not an Iterator")]
+    pub fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -17,7 +20,8 @@ impl SplitMix64 {
         z ^ (z >> 31)
     }
 
-    pub(crate) fn next_f64(&mut self) -> f64 {
+    /// Uniform in [0, 1).
+    pub fn next_f64(&mut self) -> f64 {
         (self.next() >> 11) as f64 / (1u64 << 53) as f64
     }
 }
