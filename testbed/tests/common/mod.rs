@@ -12,16 +12,16 @@ use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use prost::Message;
 use serde_json::Value;
 
-/// SplitMix64, so a failing case replays from its seed and number.
+/// The project's SplitMix64 (`testbed::rng`), so a failing case replays from its seed and
+/// number.
 pub struct Rng(pub u64);
 
 impl Rng {
     pub fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        let mut g = testbed::rng::SplitMix64(self.0);
+        let n = g.next();
+        self.0 = g.0;
+        n
     }
 
     pub fn bytes(&mut self, n: usize) -> Vec<u8> {
