@@ -380,11 +380,24 @@ pub fn execute(
 
 /// `timeseries.csv`: one row per second of the run, offered against achieved.
 pub fn timeseries(seconds: &[Second]) -> String {
-    let mut out = String::from("second,offered,started,missed,completed,spans,bytes\n");
+    let mut out =
+        String::from("second,offered,started,missed,completed,spans,bytes,p50_ms,p90_ms,p95_ms,p99_ms,max_ms\n");
     for (i, s) in seconds.iter().enumerate() {
+        let l = &s.latency_us;
+        let ms = |us: u64| us as f64 / 1e3;
         out.push_str(&format!(
-            "{i},{},{},{},{},{},{}\n",
-            s.offered, s.started, s.missed, s.completed, s.spans, s.bytes
+            "{i},{},{},{},{},{},{},{:.3},{:.3},{:.3},{:.3},{:.3}\n",
+            s.offered,
+            s.started,
+            s.missed,
+            s.completed,
+            s.spans,
+            s.bytes,
+            ms(l.p50),
+            ms(l.p90),
+            ms(l.p95),
+            ms(l.p99),
+            ms(l.max)
         ));
     }
     out

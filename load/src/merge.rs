@@ -46,7 +46,10 @@ fn add(into: &mut Value, from: &Value) {
 fn max(into: &mut Value, from: &Value) {
     if let (Value::Object(a), Value::Object(b)) = (into, from) {
         for (k, v) in b {
-            if let (Some(x), Some(y)) = (a.get(k).and_then(Value::as_f64), v.as_f64()) {
+            let slot = a.get(k);
+            if let (Some(x), Some(y)) = (slot.and_then(Value::as_u64), v.as_u64()) {
+                a.insert(k.clone(), json!(x.max(y)));
+            } else if let (Some(x), Some(y)) = (slot.and_then(Value::as_f64), v.as_f64()) {
                 a.insert(k.clone(), json!(x.max(y)));
             }
         }
@@ -90,8 +93,20 @@ pub fn merge(dirs: &[PathBuf]) -> Result<Value, String> {
     }
     let mut merged = first.clone();
     for (_, v) in &parts[1..] {
-        for key in ["iterations", "spans", "bytes", "per_second"] {
+        for key in ["iterations", "spans", "bytes"] {
             add(&mut merged[key], &v[key]);
+        }
+        // Per second: counts add up; latency quantiles are the worst segment's.
+        for (i, second) in v["per_second"].as_array().into_iter().flatten().enumerate() {
+            let Some(seconds) = merged["per_second"].as_array_mut() else { break };
+            if seconds.len() <= i {
+                seconds.push(second.clone());
+                continue;
+            }
+            let mut counts = second.clone();
+            let latency = counts.as_object_mut().and_then(|o| o.remove("latency_us")).unwrap_or(Value::Null);
+            add(&mut seconds[i], &counts);
+            max(&mut seconds[i]["latency_us"], &latency);
         }
         for (i, scenario) in v["scenarios"].as_array().into_iter().flatten().enumerate() {
             for key in ["iterations", "spans", "bytes", "by_status"] {

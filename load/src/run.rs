@@ -131,6 +131,33 @@ pub struct Second {
     pub spans: u64,
     /// Request bytes in those iterations.
     pub bytes: u64,
+    /// Latency of those iterations (from their due time), µs.
+    pub latency_us: SecondLatency,
+}
+
+/// The latency quantiles of the iterations that ended in one second, µs (0 when none did).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct SecondLatency {
+    /// Median.
+    pub p50: u64,
+    /// 90th percentile.
+    pub p90: u64,
+    /// 95th percentile.
+    pub p95: u64,
+    /// 99th percentile.
+    pub p99: u64,
+    /// Maximum.
+    pub max: u64,
+}
+
+impl SecondLatency {
+    fn of(h: &Histogram<u32>) -> SecondLatency {
+        if h.is_empty() {
+            return SecondLatency::default();
+        }
+        let q = |p: f64| h.value_at_quantile(p);
+        SecondLatency { p50: q(0.5), p90: q(0.9), p95: q(0.95), p99: q(0.99), max: h.max() }
+    }
 }
 
 /// Iterations and spans of one status.
@@ -199,6 +226,19 @@ pub(crate) struct Shared {
     bytes: u64,
     latency: Histogram<u64>,
     seconds: Vec<Second>,
+    /// Latency of the iterations that ended in each of the last few seconds (2 significant
+    /// digits); older seconds are folded into `seconds` as they close, so a long run holds a
+    /// handful of histograms, not one per second.
+    open_seconds: BTreeMap<usize, Histogram<u32>>,
+}
+
+/// Seconds a per-second latency window stays open after it ends (an iteration is recorded
+/// when a worker gets the lock, a little after it ended).
+const OPEN_SECONDS: usize = 3;
+
+fn second_histogram() -> Histogram<u32> {
+    Histogram::new_with_bounds(1, 3_600_000_000, 2)
+        .unwrap_or_else(|_| Histogram::new(2).unwrap_or_else(|_| unreachable!()))
 }
 
 impl Shared {
@@ -213,6 +253,7 @@ impl Shared {
             bytes: 0,
             latency: histogram(),
             seconds: Vec::new(),
+            open_seconds: BTreeMap::new(),
         }
     }
 
@@ -244,6 +285,17 @@ impl Shared {
         sec.completed += 1;
         sec.spans += outcome.spans;
         sec.bytes += outcome.bytes;
+        // A record later than its window's close goes into the oldest open window.
+        let closed_below = self.open_seconds.keys().next().copied().unwrap_or(0);
+        let i = (ended.as_secs() as usize).max(closed_below);
+        self.open_seconds.entry(i).or_insert_with(second_histogram).saturating_record(micros);
+        while let Some(entry) = self.open_seconds.first_entry() {
+            if *entry.key() + OPEN_SECONDS > i {
+                break;
+            }
+            let (j, h) = entry.remove_entry();
+            second(&mut self.seconds, Duration::from_secs(j as u64)).latency_us = SecondLatency::of(&h);
+        }
     }
 }
 
@@ -384,6 +436,9 @@ impl Shared {
         elapsed: Duration,
     ) -> Figures {
         let mut seconds = self.seconds;
+        for (j, h) in &self.open_seconds {
+            second(&mut seconds, Duration::from_secs(*j as u64)).latency_us = SecondLatency::of(h);
+        }
         if seconds.len() < offered_seconds.len() {
             seconds.resize(offered_seconds.len(), Second::default());
         }
@@ -415,6 +470,35 @@ impl Shared {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn latency_is_kept_per_second_in_a_bounded_number_of_windows() {
+        let mut shared = Shared::new(1);
+        let ok = Outcome { status: Status::Ok, spans: 2, rejected: 0, bytes: 10, scenario: 0 };
+        // Second s: 100 iterations of (s + 1) ms each, ended in that second; second 4 is idle.
+        for s in (0..60u64).filter(|s| *s != 4) {
+            for k in 0..100u64 {
+                let ended = Duration::from_secs(s) + Duration::from_millis(5 * k);
+                let from = ended.saturating_sub(Duration::from_millis(s + 1));
+                shared.record(&ok, from, ended.min(Duration::from_secs(s) + Duration::from_millis(999)));
+            }
+            assert!(shared.open_seconds.len() <= OPEN_SECONDS + 1, "{} windows open", shared.open_seconds.len());
+        }
+        let counts = Counts { offered: 0, interrupted: false, started: 0, missed: 0, generated_spans: 0 };
+        let f = shared.into_figures(counts, Vec::new(), histogram(), Duration::from_secs(60));
+        assert_eq!(f.seconds.len(), 60);
+        for (s, sec) in f.seconds.iter().enumerate() {
+            if s == 4 {
+                assert_eq!((sec.completed, sec.latency_us), (0, SecondLatency::default()));
+                continue;
+            }
+            let want = (s as u64 + 1) * 1000;
+            assert_eq!(sec.completed, 100, "second {s}");
+            for got in [sec.latency_us.p50, sec.latency_us.p99, sec.latency_us.max] {
+                assert!(got.abs_diff(want) * 100 <= want, "second {s}: {got} µs, want {want} ± 1%");
+            }
+        }
+    }
 
     #[test]
     fn segments_split_exactly() {

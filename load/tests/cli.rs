@@ -51,10 +51,16 @@ fn a_run_places_every_iteration_and_span() {
     assert!(folders[0].join("report.md").is_file());
     // timeseries.csv: the same seconds, row for row.
     let csv = std::fs::read_to_string(folders[0].join("timeseries.csv")).unwrap();
-    let rows: Vec<Vec<u64>> = csv.lines().skip(1).map(|l| l.split(',').map(|x| x.parse().unwrap()).collect()).collect();
-    assert_eq!(rows.len(), s["per_second"].as_array().unwrap().len());
-    assert_eq!(rows.iter().map(|r| r[1]).sum::<u64>(), 100);
-    assert_eq!(rows.iter().map(|r| r[4]).sum::<u64>(), n(&it["started"]));
+    let rows: Vec<Vec<f64>> = csv.lines().skip(1).map(|l| l.split(',').map(|x| x.parse().unwrap()).collect()).collect();
+    let seconds = s["per_second"].as_array().unwrap();
+    assert_eq!(rows.len(), seconds.len());
+    assert_eq!(rows.iter().map(|r| r[1]).sum::<f64>(), 100.0);
+    assert_eq!(rows.iter().map(|r| r[4]).sum::<f64>(), n(&it["started"]) as f64);
+    // Latency per second, ms in the CSV and µs in the summary; a second with endings has some.
+    for (row, second) in rows.iter().zip(seconds) {
+        assert_eq!(row[10], n(&second["latency_us"]["p99"]) as f64 / 1e3);
+        assert_eq!(row[4] > 0.0, row[11] > 0.0, "{row:?}");
+    }
 }
 
 /// A threshold no run can keep: the results are written and the exit code is 1.
@@ -320,6 +326,14 @@ fn two_segments_merged_equal_one_run() {
     assert_eq!(m["spans"]["target_accepted"], m["spans"]["accepted"]);
     let per_second: u64 = m["per_second"].as_array().unwrap().iter().map(|s| n(&s["offered"])).sum();
     assert_eq!(per_second, 60);
+    // Per-second latency: each second's quantiles are the worse segment's, never a sum.
+    let b = read(&s1);
+    for (i, second) in m["per_second"].as_array().unwrap().iter().enumerate() {
+        for q in ["p50", "p99", "max"] {
+            let of = |s: &Value| s["per_second"].get(i).map_or(0, |x| n(&x["latency_us"][q]));
+            assert_eq!(n(&second["latency_us"][q]), of(&a).max(of(&b)), "second {i} {q}");
+        }
+    }
     assert_eq!(m["merged_from"], 2);
     // A segment twice, or one alone: refused.
     let output = load(&["merge", s0.to_str().unwrap(), s0.to_str().unwrap()]);
