@@ -25,6 +25,15 @@ if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
 fi
 node --version
 npm ci --prefix testbed/tests/toxiproxy-node --no-audit --no-fund --loglevel=error
+# Every HTML page we ship is opened in a real headless browser: Debian's Chromium, driven by
+# npm's playwright-core (ci/browser/check.js). The load tool draws its graphs with a TrueType
+# font from fonts-dejavu-core.
+if ! command -v chromium >/dev/null || [ ! -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core >/dev/null
+fi
+chromium --version
+npm ci --prefix ci/browser --no-audit --no-fund --loglevel=error
 prometheus-pushgateway --version 2>&1 | head -1
 promtool --version 2>&1 | head -1
 valgrind --version

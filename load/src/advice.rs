@@ -163,7 +163,7 @@ mod tests {
     use crate::run::Tally;
 
     fn q(p: f64) -> Quantiles {
-        Quantiles { p50: p, p90: p, p95: p, p99: p, max: p }
+        Quantiles { p50: p, p90: p, p95: p, p99: p, max: p, mean: p }
     }
 
     /// 1,000 iterations of 10 spans, 1 KB each, all 2xx in 10 s, generator on time.

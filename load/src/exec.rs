@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use crate::plan::{Pipeline, Plan};
 use crate::raw::Sender;
+use crate::report::status_name;
 use crate::run::{self, Figures, Second, Status, Tally};
 use crate::sdk::SdkSender;
 use crate::threshold::Verdict;
@@ -50,12 +51,15 @@ pub struct Quantiles {
     pub p99: f64,
     /// Maximum.
     pub max: f64,
+    /// Mean.
+    pub mean: f64,
 }
 
 impl Quantiles {
     fn of(h: &hdrhistogram::Histogram<u64>) -> Quantiles {
         let q = |p: f64| h.value_at_quantile(p) as f64 / 1e3;
-        Quantiles { p50: q(0.5), p90: q(0.9), p95: q(0.95), p99: q(0.99), max: h.max() as f64 / 1e3 }
+        let max = h.max() as f64 / 1e3;
+        Quantiles { p50: q(0.5), p90: q(0.9), p95: q(0.95), p99: q(0.99), max, mean: h.mean() / 1e3 }
     }
 }
 
@@ -375,6 +379,24 @@ pub fn execute(
     write("recommendations.md", crate::advice::markdown(name, &summary.recommendations).as_bytes())?;
     write("report.md", crate::report::markdown(&summary).as_bytes())?;
     write("resource-usage.csv", crate::watch::csv(&watched.samples).as_bytes())?;
+    let by_status = &summary.iterations.by_status;
+    let statuses =
+        Status::ALL.iter().map(|s| (s.label().to_owned(), by_status.get(s).map_or(0, |t| t.iterations))).collect();
+    let inputs = crate::graphs::Inputs {
+        seconds: &summary.per_second,
+        statuses,
+        samples: &watched.samples,
+        watch: plan.watch.as_ref(),
+    };
+    // Graphs are a view of figures already written: a run without a font still has its results.
+    let (graphs, missing) = match crate::graphs::write(&inputs, &folder.join("graphs")) {
+        Ok(graphs) => (graphs, None),
+        Err(why) => {
+            eprintln!("load: graphs left out: {why}");
+            (Vec::new(), Some(why))
+        }
+    };
+    write("report.html", crate::html::page(&summary, &graphs, missing.as_deref()).as_bytes())?;
     Ok(Summary { folder, ..summary })
 }
 
@@ -413,8 +435,6 @@ fn summarize(
     target_accepted: Option<u64>,
 ) -> Summary {
     let ok = f.by_status.get(&Status::Ok).copied().unwrap_or_default();
-    let status_name =
-        |s: &Status| serde_json::to_value(s).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
     let (accepted, rejected, dropped, failed, unfinished) = match &client {
         None => (
             ok.spans - f.rejected_spans,

@@ -35,6 +35,8 @@
 pub mod advice;
 pub mod capacity;
 pub mod exec;
+pub mod graphs;
+pub mod html;
 pub mod merge;
 pub mod plan;
 pub mod progress;

@@ -76,6 +76,34 @@ pub enum Status {
 }
 
 impl Status {
+    /// Every status, in the order reports list them.
+    pub const ALL: [Status; 9] = [
+        Status::Ok,
+        Status::BadRequest,
+        Status::TooLarge,
+        Status::TooManyRequests,
+        Status::Unavailable,
+        Status::OtherClientError,
+        Status::OtherServerError,
+        Status::Timeout,
+        Status::ConnectionError,
+    ];
+
+    /// A short label for graphs.
+    pub fn label(self) -> &'static str {
+        match self {
+            Status::Ok => "2xx",
+            Status::BadRequest => "400",
+            Status::TooLarge => "413",
+            Status::TooManyRequests => "429",
+            Status::Unavailable => "503",
+            Status::OtherClientError => "other 4xx",
+            Status::OtherServerError => "other 5xx",
+            Status::Timeout => "timeout",
+            Status::ConnectionError => "conn. error",
+        }
+    }
+
     /// The class of an HTTP status code.
     pub fn of(code: u16) -> Status {
         match code {
