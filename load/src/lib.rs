@@ -39,6 +39,7 @@ pub mod graphs;
 pub mod html;
 pub mod merge;
 pub mod plan;
+pub mod push;
 pub mod progress;
 pub mod raw;
 pub mod report;

@@ -4,14 +4,16 @@
 //! load run PLAN.yaml [--out results]
 //! load capacity PLAN.yaml [--out results]
 //! load run PLAN.yaml --segment i/N       # one of N generators
+//! load run PLAN.yaml --target URL --pushgateway URL [--pushgateway-label k=v]...
 //! load merge RESULTS_DIR... [--out results]
 //! ```
 //!
 //! Exit codes: 0 the run completed and its thresholds held (figures in the results folder);
 //! 1 a threshold was breached (the results are written all the same); 2 a bad plan or flag
 //! (file:line:column) or a plan asking for what is not built yet; 3 the target was
-//! unreachable before the run started; 4 the results could not be written; 130 stopped by
-//! Ctrl-C or SIGTERM (in-flight iterations drained, results written).
+//! unreachable before the run started; 4 the results could not be written; 5 the run completed
+//! and its thresholds held but the push to the Pushgateway failed (results written); 130
+//! stopped by Ctrl-C or SIGTERM (in-flight iterations drained, results written).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -41,6 +43,16 @@ enum Command {
         /// 0/N .. N-1/N split its rate, users and iterations exactly; `load merge` joins them.
         #[arg(long, value_name = "i/N", value_parser = Segment::parse)]
         segment: Option<Segment>,
+        /// The OTLP/HTTP traces URL to load, instead of the plan's `target.endpoint` (one plan
+        /// for every environment; a Kubernetes Job sets it from its environment).
+        #[arg(long, value_name = "URL", env = "LOAD_TARGET")]
+        target: Option<String>,
+        /// Push the run's figures to this Prometheus Pushgateway when it ends.
+        #[arg(long, value_name = "URL", env = "PROMETHEUS_PUSHGATEWAY_URL")]
+        pushgateway: Option<String>,
+        /// An extra grouping label for the push, `name=value` (repeatable; e.g. `run=$RUN_ID`).
+        #[arg(long = "pushgateway-label", value_name = "NAME=VALUE", value_parser = label)]
+        labels: Vec<(String, String)>,
     },
     /// Join the results folders of a plan's segments into one summary.
     Merge {
@@ -61,6 +73,28 @@ enum Command {
     },
 }
 
+/// A grouping label: a Prometheus label name, `=`, a value.
+fn label(text: &str) -> Result<(String, String), String> {
+    let (name, value) = text.split_once('=').ok_or_else(|| format!("a label is NAME=VALUE, not {text:?}"))?;
+    let valid = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !name.starts_with("__")
+        && !["job", "plan", "segment"].contains(&name);
+    if !valid {
+        return Err(format!(
+            "{name:?} is not a label name to add: [a-zA-Z_][a-zA-Z0-9_]*, not starting with __, not job, plan or segment"
+        ));
+    }
+    Ok((name.to_owned(), value.to_owned()))
+}
+
+/// Where a run's figures go besides its folder.
+#[derive(Debug, Default)]
+struct Publish {
+    pushgateway: Option<String>,
+    labels: Vec<(String, String)>,
+}
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -69,18 +103,23 @@ fn main() -> ExitCode {
             return ExitCode::from(u8::try_from(err.exit_code()).unwrap_or(2));
         }
     };
-    let (path, out, search, segment) = match cli.command {
-        Command::Run { plan, out, segment } => (plan, out, false, segment.unwrap_or_default()),
-        Command::Capacity { plan, out } => (plan, out, true, Segment::default()),
+    let (path, out, search, segment, target, publish) = match cli.command {
+        Command::Run { plan, out, segment, target, pushgateway, labels } => {
+            (plan, out, false, segment.unwrap_or_default(), target, Publish { pushgateway, labels })
+        }
+        Command::Capacity { plan, out } => (plan, out, true, Segment::default(), None, Publish::default()),
         Command::Merge { dirs, out } => return merge(&dirs, &out),
     };
-    let plan = match Plan::load(&path) {
+    let mut plan = match Plan::load(&path) {
         Ok(plan) => plan,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(2);
         }
     };
+    if let Some(target) = target {
+        plan.target.endpoint = target;
+    }
     let name = plan
         .name
         .clone()
@@ -98,6 +137,9 @@ fn main() -> ExitCode {
     println!("load run {name}: running (Ctrl-C stops, drains and writes the results)");
     match exec::execute(&plan, &name, &out, &stop, segment) {
         Ok(summary) => {
+            let pushed = publish.pushgateway.as_deref().map(|url| {
+                reliability_load::push::deliver(&summary, url, &publish.labels, std::time::Duration::from_secs(10))
+            });
             let i = &summary.iterations;
             let s = &summary.spans;
             println!("load run {name}: results in {}", summary.folder.display());
@@ -123,13 +165,20 @@ fn main() -> ExitCode {
                 let verdict = if v.passed { "ok" } else { "BREACHED" };
                 println!("  threshold {}: {verdict} ({} = {:.4})", v.threshold.expr, v.threshold.metric, v.value);
             }
+            match &pushed {
+                Some(Ok(group)) => println!("  pushed to the Pushgateway: {group}"),
+                Some(Err(e)) => eprintln!("error: the results are written, but {e}"),
+                None => {}
+            }
             if summary.interrupted {
                 println!("  interrupted: {} of the plan's iterations were due before the stop", i.offered);
                 ExitCode::from(130)
-            } else if summary.thresholds.iter().all(|v| v.passed) {
-                ExitCode::SUCCESS
-            } else {
+            } else if !summary.thresholds.iter().all(|v| v.passed) {
                 ExitCode::from(1)
+            } else if matches!(pushed, Some(Err(_))) {
+                ExitCode::from(5)
+            } else {
+                ExitCode::SUCCESS
             }
         }
         Err(e) => failed(&e, &path),

@@ -55,7 +55,16 @@ fn segment(name: &str, value: &str) -> String {
 
 /// The grouping path of a suite's group.
 pub fn group_path(job: &str, suite: &str, labels: &[(String, String)]) -> String {
-    let mut path = format!("/metrics{}{}", segment("job", job), segment("suite", suite));
+    let mut all = vec![("suite".to_owned(), suite.to_owned())];
+    all.extend_from_slice(labels);
+    grouping_path(job, &all)
+}
+
+/// The grouping path of any group: `job` first, then `labels` in order (values that are not
+/// plain URL text in the `@base64` form). For other tools of the project that push, such as
+/// the load tool.
+pub fn grouping_path(job: &str, labels: &[(String, String)]) -> String {
+    let mut path = format!("/metrics{}", segment("job", job));
     for (name, value) in labels {
         path.push_str(&segment(name, value));
     }
