@@ -1,7 +1,7 @@
 //! # reliability-load
 //!
-//! Load, stress and capacity runs against any OTLP/HTTP target (issue #12). **In progress.**
-//! Built so far, each part tested on its own:
+//! Load, stress and capacity runs against any OTLP/HTTP target (issue #12), each part tested
+//! on its own:
 //!
 //! - [`plan`]: a run described in YAML, read strictly — an unknown key or a bad value is an
 //!   error naming the file, line and column and, for a choice, the valid ones;
@@ -23,14 +23,16 @@
 //!   (`resource-usage.csv`);
 //! - [`merge`]: `load merge` — the segments of one plan (`--segment i/N`) joined;
 //! - [`progress`]: live progress (a bar on a terminal, plain lines in CI logs);
-//! - [`report`]: `report.md`, the run's analysis on one page;
+//! - [`report`]: `report.md`, the run's analysis on one page, and [`html`]: the same as a
+//!   self-contained `report.html` with the [`graphs`] (plotters: `graphs/*.svg`, `*.png`)
+//!   inlined — offered vs achieved, latency per second, responses by status, CPU and RSS
+//!   against their limits;
+//! - [`push`]: a run's figures to a Prometheus Pushgateway, one group per plan and segment
+//!   (`load/deploy/indexed-job.yaml` runs N segments as a Kubernetes Indexed Job);
 //! - [`advice`]: drop analysis and recommendations (`recommendations.md`);
 //! - [`capacity`]: the capacity search — step up, then bisect — and `load capacity PLAN`;
 //! - [`exec`] and the `load run PLAN` command: the embedded testbed or a URL checked
 //!   reachable first, and `results/<UTC time>_<plan>/summary.json`.
-//!
-//! Not here yet: graphs and `report.html`, the Kubernetes manifest and a
-//! Pushgateway push.
 
 pub mod advice;
 pub mod capacity;
