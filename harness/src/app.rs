@@ -142,7 +142,8 @@ pub fn run(tests: Vec<TestCase>, args: Vec<OsString>, env: &dyn Fn(&str) -> Opti
             if cli.collect_only {
                 print_collection(&tests, &decisions);
             }
-            (apply_last_failed(&tests, decisions, &options, &output_dir, &mut summary), false)
+            let order = apply_last_failed(&tests, decisions, &options, &output_dir, &mut summary);
+            (apply_partition(&tests, order, &options, &libtest, &output_dir, &mut summary), false)
         }
     };
 
@@ -275,7 +276,8 @@ pub fn run(tests: Vec<TestCase>, args: Vec<OsString>, env: &dyn Fn(&str) -> Opti
     summary.elapsed = started.elapsed();
     let mut push_failed = false;
     if !in_process {
-        let run = RunInfo::collect(env, started_at, started.elapsed(), interrupted);
+        let mut run = RunInfo::collect(env, started_at, started.elapsed(), interrupted);
+        run.partition = ctx.options.partition.map(|p| p.to_string());
         write_outputs(&output_dir, &run, &reports, &ctx.options, env, &mut summary);
         push_failed = publish(&output_dir, &run, &reports, &ctx.options, env, &mut summary);
     }
@@ -321,10 +323,15 @@ fn publish(
     summary: &mut Summary,
 ) -> bool {
     let Some(push) = &options.push else { return false };
+    // N shards push N groups per suite, never over each other.
+    let mut labels = push.labels.clone();
+    if let Some(partition) = options.partition {
+        labels.push(("shard".into(), partition.label()));
+    }
     let groups: Vec<Group> = crate::report::suites(reports)
         .into_iter()
         .map(|suite| Group {
-            path: crate::publish::group_path(&push.job, suite, &push.labels),
+            path: crate::publish::group_path(&push.job, suite, &labels),
             body: crate::report::prom::render(run, reports, Some(suite)),
         })
         .collect();
@@ -336,6 +343,42 @@ fn publish(
         summary.notes.push(format!("pushed {} group(s) to {}", outcome.delivered, push.shown_url()));
     }
     !outcome.errors.is_empty()
+}
+
+/// `--partition KIND:M/N` keeps this shard of the tests that would otherwise be handed to
+/// libtest (selected or gated, and through libtest's name filter), and deselects the rest.
+fn apply_partition(
+    tests: &[TestCase],
+    mut order: Vec<(usize, Decision)>,
+    options: &RunOptions,
+    libtest: &Arguments,
+    output_dir: &std::path::Path,
+    summary: &mut Summary,
+) -> Vec<(usize, Decision)> {
+    let Some(partition) = options.partition else { return order };
+    let candidates: Vec<usize> = order
+        .iter()
+        .enumerate()
+        .filter(|(_, (i, d))| {
+            !matches!(d, Decision::Deselected { .. })
+                && !libtest.is_filtered_out(&Trial::test(tests[*i].name.clone(), || Ok(())))
+        })
+        .map(|(at, _)| at)
+        .collect();
+    let names: Vec<&str> = candidates.iter().map(|at| tests[order[*at].0].name.as_str()).collect();
+    let durations = match partition.kind {
+        crate::select::partition::Kind::Duration => crate::report::durations::Durations::load(output_dir).seconds,
+        _ => Default::default(),
+    };
+    let keep = partition.keep(&names, &durations);
+    for (at, keep) in candidates.iter().zip(&keep) {
+        if !keep {
+            order[*at].1 = Decision::Deselected { reason: format!("in another shard (--partition {partition})") };
+        }
+    }
+    let kept = keep.iter().filter(|k| **k).count();
+    summary.notes.push(format!("shard {partition}: {kept} of {} tests", names.len()));
+    order
 }
 
 /// `--lf` keeps only last run's failures (all tests if there were none); `--ff` puts them first.
@@ -395,6 +438,12 @@ fn write_outputs(
     let mut cache = LastFailed::load(dir);
     cache.update(reports, options.flaky_fails);
     results.push(cache.save(dir).map(drop));
+    // Shards read the durations; only a whole run may change them (see report::durations).
+    if options.partition.is_none() {
+        let mut durations = crate::report::durations::Durations::load(dir);
+        durations.update(reports);
+        results.push(durations.save(dir).map(drop));
+    }
     if let Some(path) = env("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) {
         results.push(crate::io::append_file(std::path::Path::new(&path), markdown::render(run, reports).as_bytes()));
     }

@@ -367,3 +367,58 @@ fn a_binary_run_from_elsewhere_finds_its_package_configuration() {
     assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
     assert_eq!(ran, set(&[DEFAULT]).into_iter().map(String::from).collect::<BTreeSet<_>>());
 }
+
+/// `--partition KIND:M/N` (and `RELIABILITY_PARTITION`): for each kind, the 3 shards of the
+/// default selection run disjoint sets of bodies whose union is the unsharded selection, and
+/// report disjoint sets of tests (gated ones as skipped) whose union is every test; each
+/// shard's report.json names it; `duration:` deals the longest recorded test first; shards do
+/// not rewrite the durations they read; a bad partition is a usage error (exit 2).
+#[test]
+fn partitions_run_disjoint_shards_that_cover_the_selection() {
+    let durations = r#"{"seconds":{"api::async_ok":5.0,"basic::plain":3.0,"api::returns_ok":1.0}}"#;
+    for kind in ["hash", "count", "duration"] {
+        let out = scratch(&format!("partition-{kind}"));
+        std::fs::create_dir_all(&out).unwrap();
+        std::fs::write(out.join("durations.json"), durations).unwrap();
+        let mut seen: BTreeSet<String> = BTreeSet::new();
+        let mut reported: BTreeSet<String> = BTreeSet::new();
+        for m in 1..=3 {
+            let partition = format!("{kind}:{m}/3");
+            let dir = ("RELIABILITY_OUTPUT_DIR", out.to_str().unwrap());
+            let shard = match m {
+                2 => run(&[], &[dir, ("RELIABILITY_PARTITION", &partition)]),
+                _ => run(&["--partition", &partition], &[dir]),
+            };
+            assert_eq!(shard.code, 0, "{partition}: {}", shard.stderr);
+            for name in &shard.ran {
+                assert!(seen.insert(name.clone()), "{name} ran in two shards ({partition})");
+            }
+            let report: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+            assert_eq!(report["run"]["partition"], partition.as_str());
+            // Gated tests are reported as skipped, each in one shard too.
+            for test in report["tests"].as_array().unwrap() {
+                let name = test["name"].as_str().unwrap().to_owned();
+                assert!(reported.insert(name.clone()), "{name} reported by two shards ({partition})");
+                let ran = shard.ran.contains(&name);
+                assert_eq!(ran, test["outcome"]["kind"] != "skipped", "{partition}: {name}");
+            }
+            if kind == "duration" && m == 1 {
+                assert!(
+                    shard.ran.iter().any(|t| t == "api::async_ok"),
+                    "the longest test goes to shard 1: {:?}",
+                    shard.ran
+                );
+            }
+        }
+        let seen: BTreeSet<&str> = seen.iter().map(String::as_str).collect();
+        assert_eq!(seen, set(&[DEFAULT]), "{kind}");
+        assert_eq!(reported.iter().map(String::as_str).collect::<BTreeSet<&str>>(), all(), "{kind}");
+        assert_eq!(std::fs::read_to_string(out.join("durations.json")).unwrap(), durations, "{kind}");
+    }
+    for bad in ["hash:0/3", "hash:4/3", "slice:1/2", "count:1"] {
+        let run = run(&["--partition", bad], &[]);
+        assert_eq!(run.code, 2, "{bad}: {}", run.stderr);
+        assert!(run.ran.is_empty());
+    }
+}

@@ -189,6 +189,13 @@ const FLAGS: &[FlagSpec] = &[
         help: "deliver spooled pushes from earlier runs to the Pushgateway, then exit",
     },
     FlagSpec {
+        long: "--partition",
+        short: None,
+        env: "RELIABILITY_PARTITION",
+        value: Some("KIND:M/N"),
+        help: "run shard M of N: hash, count (cargo-nextest's meanings) or duration (balanced by the last run's durations)",
+    },
+    FlagSpec {
         long: "--durations",
         short: None,
         env: "RELIABILITY_DURATIONS",
@@ -403,6 +410,7 @@ impl Cli {
                     "--last-failed" => &mut run.last_failed,
                     "--failed-first" => &mut run.failed_first,
                     "--durations" => &mut run.durations,
+                    "--partition" => &mut run.partition,
                     "--heap-profile" => &mut run.heap_profile,
                     "--junitxml" => &mut run.junitxml,
                     "--pushgateway-url" => &mut run.pushgateway_url,

@@ -105,6 +105,8 @@ pub struct RunSettings {
     pub maxfail: Option<Sourced<String>>,
     /// Print the N slowest phases (0: all).
     pub durations: Option<Sourced<String>>,
+    /// Run one shard of N (`KIND:M/N`).
+    pub partition: Option<Sourced<String>>,
     /// Run only the tests that failed last time.
     pub last_failed: Option<Sourced<String>>,
     /// Run the tests that failed last time first.
@@ -140,6 +142,7 @@ impl RunSettings {
             flaky_fails: over.flaky_fails.or(self.flaky_fails),
             maxfail: over.maxfail.or(self.maxfail),
             durations: over.durations.or(self.durations),
+            partition: over.partition.or(self.partition),
             last_failed: over.last_failed.or(self.last_failed),
             failed_first: over.failed_first.or(self.failed_first),
             metrics: over.metrics.or(self.metrics),
@@ -248,6 +251,7 @@ struct RunSchema {
     flaky_fails: Option<Spanned<bool>>,
     maxfail: Option<Spanned<u32>>,
     durations: Option<Spanned<u32>>,
+    partition: Option<Spanned<String>>,
     metrics: Option<Spanned<bool>>,
     heap_profile: Option<Spanned<bool>>,
 }
@@ -338,6 +342,7 @@ impl Config {
             flaky_fails: text_of(run.flaky_fails.map(shown)),
             maxfail: text_of(run.maxfail.map(shown)),
             durations: text_of(run.durations.map(shown)),
+            partition: text_of(run.partition),
             last_failed: None,
             failed_first: None,
             metrics: text_of(run.metrics.map(shown)),

@@ -42,6 +42,8 @@ pub struct RunOptions {
     pub maxfail: Option<u32>,
     /// Print the N slowest phases (`Some(0)`: all).
     pub durations: Option<usize>,
+    /// Run only this shard.
+    pub partition: Option<crate::select::partition::Partition>,
     /// Run only last run's failures.
     pub last_failed: bool,
     /// Run last run's failures first.
@@ -115,6 +117,7 @@ impl Default for RunOptions {
             flaky_fails: false,
             maxfail: None,
             durations: None,
+            partition: None,
             last_failed: false,
             failed_first: false,
             metrics: true,
@@ -198,6 +201,12 @@ impl RunOptions {
             flaky_fails: parse(&settings.flaky_fails, "flaky-fails", "a boolean", boolean)?.unwrap_or(false),
             maxfail: parse(&settings.maxfail, "maxfail", "a whole number >= 1", |v| v.parse().ok().filter(|n| *n > 0))?,
             durations: parse(&settings.durations, "durations", "a whole number >= 0 (0: all)", |v| v.parse().ok())?,
+            partition: parse(
+                &settings.partition,
+                "partition",
+                crate::select::partition::EXPECTED,
+                crate::select::partition::Partition::parse,
+            )?,
             last_failed: parse(&settings.last_failed, "last-failed", "a boolean", boolean)?.unwrap_or(false),
             failed_first: parse(&settings.failed_first, "failed-first", "a boolean", boolean)?.unwrap_or(false),
             metrics: parse(&settings.metrics, "metrics", "a boolean", boolean)?.unwrap_or(true),

@@ -7,6 +7,7 @@
 //!   "schema_version": 1,
 //!   "run":   RunInfo: binary, commit, branch, workflow, host, started_at, started_unix,
 //!            duration_seconds, version, interrupted, peak_rss_bytes (of the run's process),
+//!            partition (the shard, e.g. "hash:1/3", or null),
 //!   "counts": { "<outcome>": n, ... },
 //!   "tests": [ {
 //!       "name", "suite", "markers": [..], "isolation": "process" | "thread",

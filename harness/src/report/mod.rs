@@ -4,6 +4,7 @@
 //! Each format is a pure function from the run to text (tested on its own); writing goes
 //! through `io::write_file`, whose errors carry the path.
 
+pub mod durations;
 pub mod json;
 pub mod junit;
 pub mod lastfailed;
@@ -43,6 +44,9 @@ pub struct RunInfo {
     /// Peak resident set size of the run's own process (the parent), when the kernel says.
     #[serde(default)]
     pub peak_rss_bytes: Option<u64>,
+    /// The shard this run was (`--partition`, e.g. `hash:1/3`), if it was one.
+    #[serde(default)]
+    pub partition: Option<String>,
 }
 
 fn git(args: &[&str], dir: Option<&std::path::Path>) -> Option<String> {
@@ -90,6 +94,7 @@ impl RunInfo {
             version: env!("CARGO_PKG_VERSION").to_string(),
             interrupted,
             peak_rss_bytes: crate::measure::peak_rss_bytes(),
+            partition: None,
         }
     }
 }

@@ -13,6 +13,7 @@
 //! Deselected tests are not handed to libtest at all; gated ones are, with the ignored flag.
 
 pub mod expr;
+pub mod partition;
 
 use crate::config::markers::{Catalogue, UnknownMarker};
 use crate::config::{Origin, SelectionSettings, Sourced};
