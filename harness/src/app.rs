@@ -131,6 +131,9 @@ pub fn run(tests: Vec<TestCase>, args: Vec<OsString>, env: &dyn Fn(&str) -> Opti
     if cli.push_pending {
         return push_pending(&options, &output_dir, env);
     }
+    if !cli.merge.is_empty() {
+        return merge_shards(&cli.merge, options, &output_dir, env);
+    }
     let mut summary = Summary::default();
     let (order, in_process): (Vec<(usize, Decision)>, bool) = match exact {
         // `--exact NAME` always runs NAME, gated or deselected, in this process: it is how
@@ -311,6 +314,35 @@ fn push_pending(
         eprintln!("warning: {error}");
     }
     Ok(if outcome.errors.is_empty() { EXIT_OK } else { EXIT_PUSH_FAILED })
+}
+
+/// `--merge`: the shards' reports joined and every report written again, as one run; pushed
+/// when a Pushgateway is configured. The exit code is the merged run's.
+fn merge_shards(
+    paths: &[PathBuf],
+    mut options: RunOptions,
+    output_dir: &std::path::Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<u8, Error> {
+    use crate::report::merge;
+    let shards = paths.iter().map(|p| merge::read(p)).collect::<Result<Vec<_>, _>>().map_err(Error::Unsupported)?;
+    let (run, reports) = merge::merge(&shards).map_err(Error::Unsupported)?;
+    // The merged run is a whole run: no shard label, and it records durations for the next split.
+    options.partition = None;
+    let mut summary =
+        Summary { elapsed: std::time::Duration::from_secs_f64(run.duration_seconds), ..Summary::default() };
+    summary.notes.push(format!("merged {} shards into {}", shards.len(), output_dir.display()));
+    write_outputs(output_dir, &run, &reports, &options, env, &mut summary);
+    let push_failed = publish(output_dir, &run, &reports, &options, env, &mut summary);
+    print!("{}", summary.render(&reports, options.durations, options.flaky_fails));
+    let failed = reports.iter().any(|r| r.outcome.is_failure(options.flaky_fails));
+    Ok(if failed {
+        EXIT_TESTS_FAILED
+    } else if push_failed && options.require_push {
+        EXIT_PUSH_FAILED
+    } else {
+        EXIT_OK
+    })
 }
 
 /// Pushes one group per suite; returns whether anything failed (it is spooled then).

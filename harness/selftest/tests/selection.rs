@@ -422,3 +422,61 @@ fn partitions_run_disjoint_shards_that_cover_the_selection() {
         assert!(run.ran.is_empty());
     }
 }
+
+/// The outcome of every test in a report.json, by name.
+fn outcomes(report: &Path) -> std::collections::BTreeMap<String, String> {
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(report).expect("report.json")).expect("report.json is JSON");
+    let tests = report["tests"].as_array().expect("tests");
+    tests.iter().map(|t| (t["name"].as_str().expect("name").to_owned(), t["outcome"]["kind"].to_string())).collect()
+}
+
+/// `--merge`: three shards, each run into its own directory as on its own machine, merged,
+/// equal one unsharded run test for test (names and outcomes in report.json, test cases in
+/// junit.xml, the per-outcome counts in metrics.prom); a shard given twice, or left out, is
+/// refused with exit 2.
+#[test]
+fn three_shards_merged_equal_one_unsharded_run() {
+    let root = scratch("merge");
+    let dir = |name: &str| {
+        let d = root.join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    };
+    let whole = dir("whole");
+    assert_eq!(run(&[], &[("RELIABILITY_OUTPUT_DIR", whole.to_str().unwrap())]).code, 0);
+    let shards: Vec<PathBuf> = (1..=3).map(|m| dir(&format!("shard{m}"))).collect();
+    for (m, shard) in shards.iter().enumerate() {
+        let partition = format!("count:{}/3", m + 1);
+        let run = run(&["--partition", &partition], &[("RELIABILITY_OUTPUT_DIR", shard.to_str().unwrap())]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+    }
+    let merged = dir("merged");
+    let list: Vec<&str> = shards.iter().map(|s| s.to_str().unwrap()).collect();
+    let joined = list.join(",");
+    let merge = run(&["--merge", &joined], &[("RELIABILITY_OUTPUT_DIR", merged.to_str().unwrap())]);
+    assert_eq!(merge.code, 0, "{}", merge.stderr);
+    assert!(merge.ran.is_empty(), "merging runs no test");
+    let (want, got) = (outcomes(&whole.join("report.json")), outcomes(&merged.join("report.json")));
+    assert_eq!(got, want);
+    assert!(got.len() > 6, "gated tests are in the merge as skipped too: {got:?}");
+    let cases = |d: &Path| std::fs::read_to_string(d.join("junit.xml")).unwrap().matches("<testcase ").count();
+    assert_eq!(cases(&merged), cases(&whole));
+    let counts = |d: &Path| -> Vec<String> {
+        let prom = std::fs::read_to_string(d.join("metrics.prom")).unwrap();
+        prom.lines().filter(|l| l.starts_with("reliability_tests{")).map(str::to_owned).collect()
+    };
+    assert_eq!(counts(&merged), counts(&whole));
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(merged.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["run"]["partition"], serde_json::Value::Null);
+
+    let bad_dir = dir("bad");
+    let env = [("RELIABILITY_OUTPUT_DIR", bad_dir.to_str().unwrap())];
+    let twice = format!("{},{}", list[0], list[0]);
+    for bad in [twice.as_str(), &list[..2].join(","), &format!("{},{}", list.join(","), whole.display())] {
+        let run = run(&["--merge", bad], &env);
+        assert_eq!(run.code, 2, "{bad}: {}", run.stderr);
+        assert!(!bad_dir.join("report.json").exists(), "{bad}: nothing written");
+    }
+}

@@ -196,6 +196,13 @@ const FLAGS: &[FlagSpec] = &[
         help: "run shard M of N: hash, count (cargo-nextest's meanings) or duration (balanced by the last run's durations)",
     },
     FlagSpec {
+        long: "--merge",
+        short: None,
+        env: "RELIABILITY_MERGE",
+        value: Some("REPORT[,..]"),
+        help: "join the report.json files of a run's shards into one run's reports (repeatable), then exit",
+    },
+    FlagSpec {
         long: "--durations",
         short: None,
         env: "RELIABILITY_DURATIONS",
@@ -266,6 +273,8 @@ pub struct Cli {
     pub config: Option<Sourced<PathBuf>>,
     /// `--push-pending`.
     pub push_pending: bool,
+    /// `--merge`: shards' report.json files (or their directories) to join instead of running.
+    pub merge: Vec<PathBuf>,
     /// `--help` was asked for (libtest's help follows ours).
     pub help: bool,
     /// `argv[0]` and libtest-mimic's arguments, in order.
@@ -388,6 +397,12 @@ impl Cli {
             "--collect-only" => self.collect_only = parse_bool(spec.env, &value)?,
             "--config" => self.config = Some(Sourced { value: PathBuf::from(value), origin }),
             "--push-pending" => self.push_pending = parse_bool(spec.env, &value)?,
+            "--merge" => {
+                if first_in_layer {
+                    self.merge.clear();
+                }
+                self.merge.extend(split_list(&value, &origin).into_iter().map(|s| PathBuf::from(s.value)));
+            }
             "--pushgateway-label" => {
                 if first_in_layer {
                     self.run.pushgateway_labels.clear();

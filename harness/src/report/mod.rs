@@ -9,6 +9,7 @@ pub mod json;
 pub mod junit;
 pub mod lastfailed;
 pub mod markdown;
+pub mod merge;
 pub mod prom;
 pub mod summary;
 
