@@ -467,6 +467,9 @@ fn write_outputs(
         Err(err) => results.push(Err(err)),
     }
     results.push(crate::io::write_file(&dir.join("metrics.prom"), prom::render(run, reports, None).as_bytes()));
+    results.push(
+        crate::report::html::render(run, reports).and_then(|h| crate::io::write_file(&dir.join("report.html"), &h)),
+    );
     let mut cache = LastFailed::load(dir);
     cache.update(reports, options.flaky_fails);
     results.push(cache.save(dir).map(drop));

@@ -5,6 +5,7 @@
 //! through `io::write_file`, whose errors carry the path.
 
 pub mod durations;
+pub mod html;
 pub mod json;
 pub mod junit;
 pub mod lastfailed;
