@@ -182,6 +182,13 @@ pub fn run(tests: Vec<TestCase>, args: Vec<OsString>, env: &dyn Fn(&str) -> Opti
         ),
         false => None,
     };
+    // One trace per run, sent by the run's own process (not by a child or a one-test process).
+    let trace_target = match in_process || libtest.list {
+        true => None,
+        false => crate::publish::trace::TraceTarget::resolve(env, config.tracing_endpoint.as_deref()),
+    };
+    let trace =
+        trace_target.as_ref().map(|_| Arc::new(crate::measure::trace::RunTrace::start(env("TRACEPARENT").as_deref())));
     let ctx = Arc::new(RunCtx {
         slots: Slots::new(
             libtest.test_threads.or_else(|| std::thread::available_parallelism().ok().map(Into::into)).unwrap_or(1)
@@ -199,6 +206,7 @@ pub fn run(tests: Vec<TestCase>, args: Vec<OsString>, env: &dyn Fn(&str) -> Opti
         scratch: output_dir.join("children"),
         heap_profile_dir,
         events,
+        trace,
     });
 
     let mut trials = Vec::new();
@@ -283,6 +291,9 @@ pub fn run(tests: Vec<TestCase>, args: Vec<OsString>, env: &dyn Fn(&str) -> Opti
         run.partition = ctx.options.partition.map(|p| p.to_string());
         write_outputs(&output_dir, &run, &reports, &ctx.options, env, &mut summary);
         push_failed = publish(&output_dir, &run, &reports, &ctx.options, env, &mut summary);
+        if let (Some(target), Some(trace)) = (&trace_target, &ctx.trace) {
+            send_trace(target, trace, &run, &reports, ctx.options.flaky_fails, &mut summary);
+        }
     }
     let machine_output = matches!(libtest.format, Some(FormatSetting::Json)) || libtest.logfile.is_some();
     if !machine_output {
@@ -343,6 +354,22 @@ fn merge_shards(
     } else {
         EXIT_OK
     })
+}
+
+/// Sends the run's trace; the outcome is a note (a tracing backend never fails the run).
+fn send_trace(
+    target: &crate::publish::trace::TraceTarget,
+    trace: &crate::measure::trace::RunTrace,
+    run: &RunInfo,
+    reports: &[TestReport],
+    flaky_fails: bool,
+    summary: &mut Summary,
+) {
+    let spans = crate::publish::trace::spans(trace, run, reports, SystemTime::now(), flaky_fails);
+    match crate::publish::trace::export(target, spans, std::time::Duration::from_secs(10)) {
+        Ok(n) => summary.notes.push(format!("sent trace {} ({n} spans) to {}", trace.trace_hex(), target.url)),
+        Err(e) => summary.notes.push(format!("warning: {e}")),
+    }
 }
 
 /// Pushes one group per suite; returns whether anything failed (it is spooled then).

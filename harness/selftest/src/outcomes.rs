@@ -249,6 +249,10 @@ mod outcomes {
     #[rh::test]
     fn passes() {
         println!("output of a passing test is not shown");
+        // A traced run hands each attempt's process its span (tests/tracing.rs checks it).
+        if let Ok(traceparent) = std::env::var("TRACEPARENT") {
+            append("traceparent", &traceparent);
+        }
     }
 
     #[rh::test]

@@ -173,6 +173,9 @@ pub struct Config {
     pub selection: SelectionSettings,
     /// `[run]`, to be overridden by environment and flags.
     pub run: RunSettings,
+    /// `[tracing] endpoint`: the OTLP/HTTP base URL the run's trace goes to (the standard
+    /// `OTEL_EXPORTER_OTLP_*` variables win).
+    pub tracing_endpoint: Option<String>,
 }
 
 /// A configuration file that cannot be used.
@@ -210,6 +213,8 @@ struct FileSchema {
     report: ReportSchema,
     #[serde(default)]
     pushgateway: PushgatewaySchema,
+    #[serde(default)]
+    tracing: TracingSchema,
     // The suites' own sections: the suites read them with their own strict schema (and
     // positions); the harness only lets them through.
     #[serde(rename = "target")]
@@ -227,6 +232,12 @@ struct FileSchema {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct ReportSchema {
     junitxml: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct TracingSchema {
+    endpoint: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -356,6 +367,7 @@ impl Config {
             pushgateway_labels: labels,
         };
         let sel = schema.selection;
+        let tracing_endpoint = schema.tracing.endpoint;
         Ok(Config {
             path: Some(path.to_path_buf()),
             markers: catalogue,
@@ -366,6 +378,7 @@ impl Config {
                 keyword: sel.keyword.map(sourced),
             },
             run,
+            tracing_endpoint,
         })
     }
 
@@ -447,7 +460,7 @@ mod tests {
         let err = parse("\n\n[selectoin]\n").unwrap_err();
         assert!(err.starts_with("invalid reliability.toml:3:2: unknown field `selectoin`"), "{err}");
         assert!(
-            err.contains("expected one of `markers`, `selection`, `run`, `report`, `pushgateway`, `target`"),
+            err.contains("expected one of `markers`, `selection`, `run`, `report`, `pushgateway`, `tracing`, `target`"),
             "{err}"
         );
     }
@@ -492,6 +505,15 @@ mod tests {
         assert_eq!(config.run.pushgateway_labels[0].value, "branch=main");
         let err = parse("[pushgateway]\ntoken = \"s3cret\"\n").unwrap_err();
         assert!(err.contains("unknown field `token`") && !err.contains("s3cret"), "{err}");
+    }
+
+    #[test]
+    fn tracing_and_partition_keys() {
+        let config =
+            parse("[tracing]\nendpoint = \"http://127.0.0.1:4318\"\n[run]\npartition = \"hash:2/3\"\n").unwrap();
+        assert_eq!(config.tracing_endpoint.as_deref(), Some("http://127.0.0.1:4318"));
+        assert_eq!(config.run.partition.unwrap().value, "hash:2/3");
+        assert!(parse("[tracing]\nheaders = \"x\"\n").is_err(), "headers come from the environment only");
     }
 
     #[test]

@@ -20,6 +20,7 @@ mod alloc;
 pub mod figures;
 pub(crate) mod heap;
 pub(crate) mod sampler;
+pub mod trace;
 
 use std::time::{Duration, Instant};
 

@@ -23,6 +23,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::options::PushOptions;
 
+pub mod trace;
+
 /// Environment variable holding a bearer token for the Pushgateway.
 pub const TOKEN_ENV: &str = "RELIABILITY_PUSHGATEWAY_TOKEN";
 /// Environment variables holding basic-auth credentials for the Pushgateway.

@@ -50,6 +50,8 @@ pub(crate) struct ChildSpec<'a> {
     /// `--heap-profile`: the directory for dhat profiles.
     pub(crate) heap_profile: Option<&'a Path>,
     pub(crate) interrupted: &'a AtomicBool,
+    /// The attempt's `TRACEPARENT` when the run is traced: spans the test makes nest under it.
+    pub(crate) traceparent: Option<String>,
 }
 
 /// The result of one child: the attempt and its captured output.
@@ -129,6 +131,9 @@ fn child_command(spec: &ChildSpec<'_>, result_path: &Path) -> Result<Command, Bo
     };
     if !crate::measure::enabled() {
         cmd.env(NO_METRICS_ENV, "1");
+    }
+    if let Some(traceparent) = &spec.traceparent {
+        cmd.env("TRACEPARENT", traceparent);
     }
     Ok(cmd)
 }

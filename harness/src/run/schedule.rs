@@ -104,6 +104,8 @@ pub(crate) struct RunCtx {
     pub(crate) scratch: PathBuf,
     pub(crate) heap_profile_dir: Option<PathBuf>,
     pub(crate) events: Sender<TestReport>,
+    /// The run's trace ids and attempt times, when the run is traced.
+    pub(crate) trace: Option<Arc<crate::measure::trace::RunTrace>>,
 }
 
 impl RunCtx {
@@ -129,7 +131,13 @@ impl RunCtx {
             .then(|| format!("stopped after {maxfail} failure(s) (--maxfail)"))
     }
 
-    fn attempt(&self, test: &TestCase, isolation: Isolation, timeout: Option<Duration>) -> (Attempt, Captured) {
+    fn attempt(
+        &self,
+        test: &TestCase,
+        isolation: Isolation,
+        timeout: Option<Duration>,
+        number: u32,
+    ) -> (Attempt, Captured) {
         match isolation {
             Isolation::Thread => {
                 (execute_with_timeout(test, &self.shared, Teardown::default(), timeout), Captured::default())
@@ -144,6 +152,7 @@ impl RunCtx {
                     scratch: &self.scratch,
                     heap_profile: self.heap_profile_dir.as_deref(),
                     interrupted: &self.interrupted,
+                    traceparent: self.trace.as_ref().map(|t| t.traceparent(&test.name, number)),
                 };
                 let run = run_child(&spec);
                 (run.attempt, run.output)
@@ -197,7 +206,12 @@ impl RunCtx {
         let shared_process = isolation == Isolation::Thread && !serial && self.slots.capacity > 1;
         let mut attempts = Vec::new();
         loop {
-            let (mut attempt, output) = self.attempt(test, isolation, timeout);
+            let number = attempts.len() as u32 + 1;
+            let started = self.trace.as_ref().map(|_| std::time::SystemTime::now());
+            let (mut attempt, output) = self.attempt(test, isolation, timeout, number);
+            if let (Some(trace), Some(started)) = (&self.trace, started) {
+                trace.record(&test.name, number, started, std::time::SystemTime::now());
+            }
             attempt.measurements.shared = shared_process;
             let retry = attempt.outcome.is_retryable()
                 && attempts.len() < retries as usize
