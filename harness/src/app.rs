@@ -481,22 +481,27 @@ fn write_outputs(
     env: &dyn Fn(&str) -> Option<String>,
     summary: &mut Summary,
 ) {
-    use crate::report::{json, junit, markdown, prom};
-    let mut results =
-        vec![json::render(run, reports).and_then(|j| crate::io::write_file(&dir.join("report.json"), &j))];
-    match junit::render(run, reports) {
-        Ok(xml) => {
-            results.push(crate::io::write_file(&dir.join("junit.xml"), xml.as_bytes()));
+    use crate::report::{html, json, junit, markdown, prom};
+    // The four reports are independent: rendered and written at once, one thread each.
+    let write =
+        |name: &str, bytes: Result<Vec<u8>, String>| bytes.and_then(|b| crate::io::write_file(&dir.join(name), &b));
+    let mut results: Vec<Result<(), String>> = std::thread::scope(|scope| {
+        let json = scope.spawn(|| write("report.json", json::render(run, reports)));
+        let junit = scope.spawn(|| {
+            let xml = junit::render(run, reports)?;
+            let mut results = vec![write("junit.xml", Ok(xml.clone().into_bytes()))];
             if let Some(extra) = &options.junitxml {
                 results.push(crate::io::write_file(extra, xml.as_bytes()));
             }
-        }
-        Err(err) => results.push(Err(err)),
-    }
-    results.push(crate::io::write_file(&dir.join("metrics.prom"), prom::render(run, reports, None).as_bytes()));
-    results.push(
-        crate::report::html::render(run, reports).and_then(|h| crate::io::write_file(&dir.join("report.html"), &h)),
-    );
+            results.into_iter().collect::<Result<(), String>>()
+        });
+        let prom = scope.spawn(|| write("metrics.prom", Ok(prom::render(run, reports, None).into_bytes())));
+        let html = write("report.html", html::render(run, reports));
+        let joined = |h: std::thread::ScopedJoinHandle<'_, Result<(), String>>| {
+            h.join().unwrap_or_else(|_| Err("a report writer panicked".into()))
+        };
+        vec![joined(json), joined(junit), joined(prom), html]
+    });
     let mut cache = LastFailed::load(dir);
     cache.update(reports, options.flaky_fails);
     results.push(cache.save(dir).map(drop));

@@ -8,7 +8,11 @@ pub(crate) fn write_file(path: &Path, bytes: &[u8]) -> Result<(), String> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(|e| format!("failed to create {}: {e}", parent.display()))?;
     }
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    // The whole name plus a suffix: report.json and report.html, written at once, must not
+    // share a temporary file (`with_extension` would give both `report.tmp<pid>`).
+    let mut name = path.file_name().map(std::ffi::OsStr::to_os_string).unwrap_or_default();
+    name.push(format!(".tmp{}", std::process::id()));
+    let tmp = path.with_file_name(name);
     // A failed write (a full disk) leaves no half-written file behind.
     let written =
         std::fs::write(&tmp, bytes).map_err(|e| format!("failed to write {}: {e}", tmp.display())).and_then(|()| {
@@ -46,4 +50,26 @@ pub(crate) fn append_file(path: &Path, bytes: &[u8]) -> Result<(), String> {
         .open(path)
         .map_err(|e| format!("failed to open {}: {e}", path.display()))?;
     file.write_all(bytes).map_err(|e| format!("failed to append to {}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Files that differ only in their extension, written at once from two threads, each end
+    /// up whole (they once shared a temporary file).
+    #[test]
+    fn same_stem_files_written_at_once_stay_whole() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let (a, b) = (dir.path().join("report.json"), dir.path().join("report.html"));
+        for round in 0..200u32 {
+            let (one, two) = (vec![b'j'; 4096 + round as usize], vec![b'h'; 8192 + round as usize]);
+            std::thread::scope(|s| {
+                s.spawn(|| write_file(&a, &one));
+                s.spawn(|| write_file(&b, &two));
+            });
+            assert_eq!(std::fs::read(&a).unwrap_or_default(), one, "round {round}");
+            assert_eq!(std::fs::read(&b).unwrap_or_default(), two, "round {round}");
+        }
+    }
 }

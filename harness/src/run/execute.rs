@@ -95,7 +95,46 @@ fn with_teardown_errors(outcome: Outcome, errors: Vec<String>) -> Outcome {
     }
 }
 
-/// Runs an attempt on a helper thread and gives up after `timeout` (thread isolation): the
+/// A job for an executor thread.
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Threads that run timed attempts, reused from attempt to attempt: a thread per attempt
+/// would cost a thread creation per test (10,000 `clone3` calls for 10,000 tests). A thread
+/// whose attempt timed out is not waited for; it rejoins the pool if its attempt ever ends.
+struct Executors {
+    idle: std::sync::Mutex<Vec<std::sync::mpsc::Sender<Job>>>,
+}
+
+static EXECUTORS: Executors = Executors { idle: std::sync::Mutex::new(Vec::new()) };
+
+impl Executors {
+    fn idle(&self) -> std::sync::MutexGuard<'_, Vec<std::sync::mpsc::Sender<Job>>> {
+        self.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Runs `job` on an idle executor, or on a new one.
+    fn run(&'static self, mut job: Job) -> std::io::Result<()> {
+        loop {
+            let Some(executor) = self.idle().pop() else { break };
+            match executor.send(job) {
+                Ok(()) => return Ok(()),
+                // That thread is gone: try the next, or start one.
+                Err(std::sync::mpsc::SendError(back)) => job = back,
+            }
+        }
+        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        let _ = tx.send(job);
+        std::thread::Builder::new().name("reliability-test".into()).spawn(move || {
+            while let Ok(job) = rx.recv() {
+                job();
+                self.idle().push(tx.clone());
+            }
+        })?;
+        Ok(())
+    }
+}
+
+/// Runs an attempt on an executor thread and gives up after `timeout` (thread isolation): the
 /// run goes on and the abandoned thread is left to finish or hang on its own.
 pub(crate) fn execute_with_timeout(
     test: &TestCase,
@@ -106,10 +145,10 @@ pub(crate) fn execute_with_timeout(
     let Some(timeout) = timeout else { return execute(test, shared, teardown) };
     let (tx, rx) = std::sync::mpsc::channel();
     let (test_owned, shared_owned) = (test.clone(), Arc::clone(shared));
-    let spawned = std::thread::Builder::new().name(test.name.clone()).spawn(move || {
+    let job: Job = Box::new(move || {
         let _ = tx.send(execute(&test_owned, &shared_owned, teardown));
     });
-    if let Err(err) = spawned {
+    if let Err(err) = EXECUTORS.run(job) {
         return Attempt::bare(Outcome::Error { message: format!("failed to start a thread for the test: {err}") });
     }
     match rx.recv_timeout(timeout) {
