@@ -12,10 +12,12 @@ step "tools"
 # Real parts for the metrics tests: a Prometheus Pushgateway and promtool (Debian packages).
 # The tests start and stop their own gateway on free loopback ports (they need it down, too).
 # Valgrind for the benchmarks' instruction-count tier (gungraun).
+# amtool (prometheus-alertmanager) checks the Alertmanager routing in ci/monitoring.sh.
 if ! command -v prometheus-pushgateway >/dev/null || ! command -v promtool >/dev/null \
-  || ! command -v valgrind >/dev/null; then
+  || ! command -v valgrind >/dev/null || ! command -v amtool >/dev/null; then
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus-pushgateway prometheus valgrind >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus-pushgateway prometheus prometheus-alertmanager \
+    valgrind >/dev/null
 fi
 # Node.js and npm for a published Toxiproxy client (npm toxiproxy-node-client) that drives the
 # chaos proxy in testbed/tests/toxiproxy_node.rs; versions pinned by its package-lock.json.
@@ -36,6 +38,7 @@ chromium --version
 npm ci --prefix ci/browser --no-audit --no-fund --loglevel=error
 prometheus-pushgateway --version 2>&1 | head -1
 promtool --version 2>&1 | head -1
+amtool --version 2>&1 | head -1
 valgrind --version
 # gungraun-runner must be the version of the gungraun library in Cargo.lock.
 gungraun_version=$(awk '/^name = "gungraun"$/ { getline; gsub(/"/, "", $3); print $3; exit }' Cargo.lock)
@@ -48,6 +51,9 @@ rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup com
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
 cargo nextest --version >/dev/null 2>&1 || cargo install cargo-nextest --locked
 cargo --version && cargo nextest --version | head -1
+
+step "monitoring: alert rules (promtool test rules) and Alertmanager routing (amtool)"
+bash ci/monitoring.sh
 
 step "rustfmt"
 cargo fmt --all -- --check
