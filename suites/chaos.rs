@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 
 use opentelemetry::KeyValue;
 use opentelemetry::trace::{Span as _, Tracer as _};
+use reliability_client::Accounting;
 use reliability_harness as rh;
 use reliability_suites::{ChaosProxy, Shortfall, Tracer};
-use testbed::client::Accounting;
 use testbed::proxy::{Ending, Kind, Stream, Toxic};
 
 /// Ends `n` spans tagged with the phase, then flushes; returns whether the export succeeded.

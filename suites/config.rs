@@ -25,8 +25,8 @@
 
 use std::path::Path;
 
+use reliability_client::ClientConfig;
 use serde::Deserialize;
-use testbed::client::ClientConfig;
 
 /// Where the spans go.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]

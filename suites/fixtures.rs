@@ -3,9 +3,9 @@
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use reliability_client::{Accounting, ClientConfig, Pipeline};
 use reliability_harness::{BoxError, Fixture, Metrics, RunConfig, Scope, Setup};
 use serde::{Deserialize, Serialize};
-use testbed::client::{Accounting, ClientConfig, Pipeline};
 
 use crate::config::SuiteConfig;
 

@@ -101,13 +101,13 @@ fn planted_secrets_never_show_in_debug_output_or_errors() -> Result<(), String> 
     let refused = Target::connect(config, &wrong).err().ok_or("a wrong key was accepted")?;
     shown.extend([format!("{refused}"), format!("{refused:?}")]);
     let headers = |k: &str| (k == "OTEL_EXPORTER_OTLP_HEADERS").then(|| format!("x-api-key={secret},x-team=a"));
-    let client = testbed::client::ClientConfig { endpoint: backend.traces_url(), ..Default::default() }
+    let client = reliability_client::ClientConfig { endpoint: backend.traces_url(), ..Default::default() }
         .with_env(&headers)
         .map_err(|e| e.to_string())?;
     if client.headers.iter().all(|(_, v)| v != secret) {
         return Err("the header did not reach the client config".into());
     }
-    let pipeline = testbed::client::Pipeline::start(&client).map_err(|e| e.to_string())?;
+    let pipeline = reliability_client::Pipeline::start(&client).map_err(|e| e.to_string())?;
     shown.extend([format!("{client:?}"), format!("{pipeline:?}"), pipeline.metrics()]);
     pipeline.shutdown();
     match shown.iter().find(|text| text.contains(secret)) {

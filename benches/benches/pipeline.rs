@@ -1,4 +1,4 @@
-//! Span start+end through the client pipeline under test (`testbed::client::Pipeline`: the
+//! Span start+end through the client pipeline under test (`reliability_client::Pipeline`: the
 //! SDK's BatchSpanProcessor and OTLP/HTTP exporter, exporting to the embedded backend on
 //! loopback) next to a no-op tracer, with 0 and 10 attributes; and `on_end` enqueueing from 1,
 //! 2 and 8 threads at once.
@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use opentelemetry::trace::Span as _;
 use reliability_benches::inputs::ten_attributes;
-use testbed::client::{ClientConfig, Pipeline};
+use reliability_client::{ClientConfig, Pipeline};
 
 /// Spans per timed round; the queue holds twice as many.
 const ROUND: u64 = 2048;

@@ -17,7 +17,7 @@ use crate::run::{self, Figures, Second, Status, Tally};
 use crate::sdk::SdkSender;
 use crate::threshold::Verdict;
 use crate::watch::{Watch, WatchSpec, Watched};
-use testbed::client::Accounting;
+use reliability_client::Accounting;
 
 /// Why a plan could not be run.
 #[derive(Debug, thiserror::Error)]

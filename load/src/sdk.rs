@@ -9,7 +9,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use opentelemetry::trace::{Span as _, TraceContextExt, Tracer as _};
 use opentelemetry::{Context, KeyValue, Value};
 use opentelemetry_proto::tonic::common::v1::any_value;
-use testbed::client::{Accounting, ClientConfig, Pipeline, WireProtocol};
+use reliability_client::{Accounting, ClientConfig, Pipeline, WireProtocol};
 
 use crate::plan::Protocol;
 use crate::raw::Sender;

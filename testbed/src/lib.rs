@@ -23,7 +23,6 @@
 //! ```
 
 pub mod backend;
-pub mod client;
 pub mod proxy;
 pub mod rng;
 

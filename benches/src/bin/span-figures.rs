@@ -14,7 +14,7 @@ use std::time::Instant;
 use hdrhistogram::Histogram;
 use opentelemetry::trace::{Span as _, Tracer};
 use reliability_benches::inputs::ten_attributes;
-use testbed::client::{ClientConfig, Pipeline};
+use reliability_client::{ClientConfig, Pipeline};
 
 const ROUND: u64 = 2048;
 

@@ -3,13 +3,15 @@
 //! its own observer, so a span lost without a report breaks the identity — and shutdown stays
 //! within its bound even when the backend hangs.
 
+// The testbed tests' helpers (raw HTTP, stats), shared rather than copied.
+#[path = "../../testbed/tests/common/mod.rs"]
 mod common;
 
 use std::time::{Duration, Instant};
 
 use opentelemetry::trace::{Span as _, Tracer as _};
+use reliability_client::{ClientConfig, ExportGate, Pipeline};
 use serde_json::json;
-use testbed::client::{ClientConfig, ExportGate, Pipeline};
 use testbed::{Backend, Config};
 
 fn pipeline(backend: &Backend, service: &str, change: impl FnOnce(&mut ClientConfig)) -> Pipeline {
@@ -106,7 +108,7 @@ fn a_full_queue_drops_and_the_sdk_counts_the_drops() {
     assert_eq!(a.exported + a.dropped, 1000, "{a:?}");
     assert_eq!(common::stats(&backend.base_url(), "overflow")["unique"].as_u64(), Some(a.exported), "{a:?}");
     assert!(
-        testbed::client::render_metrics(&a)
+        reliability_client::render_metrics(&a)
             .contains(&format!("testbed_client_spans_total{{outcome=\"dropped\"}} {}", a.dropped))
     );
 }
