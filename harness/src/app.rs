@@ -189,6 +189,16 @@ pub fn run(tests: Vec<TestCase>, args: Vec<OsString>, env: &dyn Fn(&str) -> Opti
     };
     let trace =
         trace_target.as_ref().map(|_| Arc::new(crate::measure::trace::RunTrace::start(env("TRACEPARENT").as_deref())));
+    // Live progress: only for a whole run in the pretty format on a terminal (Progress::start
+    // checks the terminal), never under nextest or when turned off.
+    let progress_wanted = !in_process
+        && !libtest.list
+        && !libtest.quiet
+        && matches!(libtest.format, None | Some(FormatSetting::Pretty))
+        && libtest.logfile.is_none()
+        && env("NEXTEST").as_deref() != Some("1")
+        && env("RELIABILITY_PROGRESS").is_none_or(|v| !matches!(v.trim(), "off" | "0" | "false" | "no"));
+    let live = progress_wanted.then(|| Arc::new(crate::run::live::Live::default()));
     let ctx = Arc::new(RunCtx {
         slots: Slots::new(
             libtest.test_threads.or_else(|| std::thread::available_parallelism().ok().map(Into::into)).unwrap_or(1)
@@ -207,6 +217,7 @@ pub fn run(tests: Vec<TestCase>, args: Vec<OsString>, env: &dyn Fn(&str) -> Opti
         heap_profile_dir,
         events,
         trace,
+        live,
     });
 
     let mut trials = Vec::new();
@@ -269,7 +280,24 @@ pub fn run(tests: Vec<TestCase>, args: Vec<OsString>, env: &dyn Fn(&str) -> Opti
         }
     }
 
+    let progress = ctx.live.as_ref().and_then(|live| {
+        let names: Vec<String> = trials
+            .iter()
+            .filter(|t| !libtest.is_filtered_out(t) && !libtest.is_ignored(t))
+            .map(|t| t.name().to_owned())
+            .collect();
+        let durations = crate::report::durations::Durations::load(&output_dir).seconds;
+        let from_start = env("RELIABILITY_PROGRESS").is_some_and(|v| v.trim() == "always");
+        crate::report::progress::Progress::start(
+            Arc::clone(live),
+            names,
+            durations,
+            ctx.slots.capacity as usize,
+            from_start,
+        )
+    });
     let conclusion = libtest_mimic::run(&libtest, trials);
+    drop(progress);
     let mut reports: Vec<TestReport> = reports.try_iter().collect();
     drop(share_server);
     // Taken out of the store first: the teardown holds no lock a stuck thread could want.

@@ -11,6 +11,7 @@ pub mod junit;
 pub mod lastfailed;
 pub mod markdown;
 pub mod merge;
+pub mod progress;
 pub mod prom;
 pub mod summary;
 

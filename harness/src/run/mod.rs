@@ -5,6 +5,7 @@
 pub(crate) mod capture;
 pub(crate) mod execute;
 pub(crate) mod isolate;
+pub(crate) mod live;
 pub(crate) mod schedule;
 pub(crate) mod share;
 pub(crate) mod signals;

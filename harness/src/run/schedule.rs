@@ -106,6 +106,8 @@ pub(crate) struct RunCtx {
     pub(crate) events: Sender<TestReport>,
     /// The run's trace ids and attempt times, when the run is traced.
     pub(crate) trace: Option<Arc<crate::measure::trace::RunTrace>>,
+    /// What runs now, when a progress line is drawn.
+    pub(crate) live: Option<Arc<crate::run::live::Live>>,
 }
 
 impl RunCtx {
@@ -163,10 +165,16 @@ impl RunCtx {
     /// Runs `test` with its retries; reports it; tells libtest what happened.
     pub(crate) fn run_test(&self, test: &TestCase) -> Result<Completion, Failed> {
         let isolation = self.isolation_of(test);
+        if let Some(live) = &self.live {
+            live.start(&test.name);
+        }
         let (attempts, output) = match self.stop_reason() {
             Some(reason) => (vec![not_run(reason)], Captured::default()),
             None => self.run_attempts(test, isolation),
         };
+        if let Some(live) = &self.live {
+            live.finish(&test.name);
+        }
         let mut outcome = final_outcome(&attempts);
         if isolation == Isolation::Thread {
             outcome = self.finish_suite(test, outcome);
