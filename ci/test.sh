@@ -114,8 +114,11 @@ kill "$serve_pid"
 wait "$serve_pid" 2>/dev/null || true
 trap - EXIT
 
-step "cargo-nextest: the workspace"
-cargo nextest run --workspace --locked --no-fail-fast
+# Under cargo-nextest's protocol (one process per test, --exact): the harness, its selftest
+# suites and the reliability suites. The other crates' plain #[test]s ran above under
+# cargo test; a second runner proves nothing new about them and costs minutes.
+step "cargo-nextest: the harness, its selftest and the suites"
+cargo nextest run --locked --no-fail-fast -p reliability-harness -p harness-selftest -p reliability-suites
 
 # The fixture suite under real cargo-nextest: the default run skips the 8 opt-in tests as
 # ignored; --run-ignored all runs all 14. Every PASS must be a body that really ran (each
