@@ -41,6 +41,25 @@ pub(crate) fn output_dir(env: &dyn Fn(&str) -> Option<String>) -> PathBuf {
     from_exe.unwrap_or_else(|| PathBuf::from("target")).join("reliability")
 }
 
+/// Reads a JSON cache; a missing file is the default, an unreadable one too (with a warning:
+/// a cache must never stop a run).
+pub(crate) fn load_cache<T: serde::de::DeserializeOwned + Default>(path: &Path) -> T {
+    match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|err| {
+            eprintln!("warning: ignoring unreadable {}: {err}", path.display());
+            T::default()
+        }),
+        Err(_) => T::default(),
+    }
+}
+
+/// Writes a JSON cache.
+pub(crate) fn save_cache<T: serde::Serialize>(path: &Path, value: &T) -> Result<PathBuf, String> {
+    let json = serde_json::to_vec_pretty(value).map_err(|e| format!("failed to encode {}: {e}", path.display()))?;
+    write_file(path, &json)?;
+    Ok(path.to_path_buf())
+}
+
 /// Appends `bytes` to `path` (for `$GITHUB_STEP_SUMMARY`, which other steps write too).
 pub(crate) fn append_file(path: &Path, bytes: &[u8]) -> Result<(), String> {
     use std::io::Write;

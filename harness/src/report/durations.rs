@@ -23,17 +23,9 @@ pub struct Durations {
 }
 
 impl Durations {
-    /// Reads the cache; missing or unreadable is empty (with a warning for unreadable: a cache
-    /// must never stop a run).
+    /// Reads the cache (missing or unreadable: empty, with a warning for unreadable).
     pub fn load(dir: &Path) -> Durations {
-        let path = dir.join(FILE_NAME);
-        match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|err| {
-                eprintln!("warning: ignoring unreadable {}: {err}", path.display());
-                Durations::default()
-            }),
-            Err(_) => Durations::default(),
-        }
+        crate::io::load_cache(&dir.join(FILE_NAME))
     }
 
     /// Folds this run's reports in: every test that ran gets its time.
@@ -54,10 +46,7 @@ impl Durations {
 
     /// Writes the cache.
     pub fn save(&self, dir: &Path) -> Result<PathBuf, String> {
-        let path = dir.join(FILE_NAME);
-        let json = serde_json::to_vec_pretty(self).map_err(|e| format!("failed to encode {}: {e}", path.display()))?;
-        crate::io::write_file(&path, &json)?;
-        Ok(path)
+        crate::io::save_cache(&dir.join(FILE_NAME), self)
     }
 }
 

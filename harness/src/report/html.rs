@@ -11,15 +11,9 @@ use std::io::Write as _;
 
 use serde::Serialize;
 
+use super::json::Test;
 use super::{RunInfo, suite_of};
 use crate::outcome::TestReport;
-
-#[derive(Serialize)]
-struct Test<'a> {
-    suite: &'a str,
-    #[serde(flatten)]
-    report: &'a TestReport,
-}
 
 #[derive(Serialize)]
 struct Data<'a> {

@@ -38,11 +38,12 @@ use crate::outcome::TestReport;
 /// The schema version written.
 pub const SCHEMA_VERSION: u32 = 1;
 
+/// A test as report.json (and report.html's data) carry it: its suite, then its record.
 #[derive(Serialize)]
-struct Test<'a> {
-    suite: &'a str,
+pub(crate) struct Test<'a> {
+    pub(crate) suite: &'a str,
     #[serde(flatten)]
-    report: &'a TestReport,
+    pub(crate) report: &'a TestReport,
 }
 
 #[derive(Serialize)]

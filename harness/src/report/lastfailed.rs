@@ -21,17 +21,9 @@ pub struct LastFailed {
 }
 
 impl LastFailed {
-    /// Reads the cache; a missing file is an empty cache, an unreadable one too (with a warning:
-    /// a cache must never stop a run).
+    /// Reads the cache (missing or unreadable: empty, with a warning for unreadable).
     pub fn load(dir: &Path) -> LastFailed {
-        let path = dir.join(FILE_NAME);
-        match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|err| {
-                eprintln!("warning: ignoring unreadable {}: {err}", path.display());
-                LastFailed::default()
-            }),
-            Err(_) => LastFailed::default(),
-        }
+        crate::io::load_cache(&dir.join(FILE_NAME))
     }
 
     /// Folds this run's reports in. `flaky_fails` is `--flaky-fails`.
@@ -47,10 +39,7 @@ impl LastFailed {
 
     /// Writes the cache.
     pub fn save(&self, dir: &Path) -> Result<PathBuf, String> {
-        let path = dir.join(FILE_NAME);
-        let json = serde_json::to_vec_pretty(self).map_err(|e| format!("failed to encode {}: {e}", path.display()))?;
-        crate::io::write_file(&path, &json)?;
-        Ok(path)
+        crate::io::save_cache(&dir.join(FILE_NAME), self)
     }
 }
 
