@@ -3,7 +3,8 @@
 # prometheus and prometheus-alertmanager): promtool check rules and test rules (every alert
 # fires once with its labels and annotations and stays silent on healthy data), amtool
 # check-config, and one amtool routes test per alert. Every alert of the rules must have a
-# firing promtool case and a routes test, or this fails.
+# firing promtool case and a routes test, or this fails. Then promtool check config on
+# prometheus.yml and the dashboards' static checks (monitoring/proof.py static).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 fail() { printf 'ci/monitoring.sh: %s\n' "$*" >&2; exit 1; }
@@ -34,3 +35,6 @@ for alert in $(sed -n 's/^ *- alert: *//p' "$rules"); do
   grep -Eq "alertname=$alert( |\$)" "$routes" || fail "alert $alert has no routes test in $routes"
 done
 echo "every alert has a firing case and a routes test"
+
+promtool check config monitoring/prometheus/prometheus.yml
+"${PYTHON:-python3}" monitoring/proof.py static

@@ -47,22 +47,30 @@ if [ "$(gungraun-runner --version 2>/dev/null | awk '{print $2}')" != "$gungraun
   cargo install --locked gungraun-runner --version "$gungraun_version"
 fi
 gungraun-runner --version
+# Python tools, pinned with hashes (ci/requirements.txt), in a virtual environment of the
+# checkout: PyYAML for the monitoring scripts, actionlint and zizmor for the workflows.
+python3 -m venv target/ci-venv
+target/ci-venv/bin/pip install --quiet --require-hashes -r ci/requirements.txt
+export PATH="$PWD/target/ci-venv/bin:$PATH" PYTHON="$PWD/target/ci-venv/bin/python"
+actionlint --version | head -1
+zizmor --version
 rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
 cargo nextest --version >/dev/null 2>&1 || cargo install cargo-nextest --locked
 cargo --version && cargo nextest --version | head -1
 
-step "monitoring: alert rules (promtool test rules) and Alertmanager routing (amtool)"
+step "monitoring: alert rules (promtool test rules), Alertmanager routing (amtool), dashboard layout"
 bash ci/monitoring.sh
 
-step "rustfmt"
-cargo fmt --all -- --check
+step "workflows: actionlint, zizmor, every YAML file parsed, secrets only in env"
+bash ci/workflows.sh
+
 
 step "every test is compiled and run (no test = false on a target with #[test] code)"
 cargo metadata --format-version 1 --no-deps --locked | python3 ci/untested-targets.py
 
-step "clippy"
-cargo clippy --workspace --all-targets --locked -- -D warnings
+step "rustfmt and clippy (ci/lint.sh)"
+bash ci/lint.sh
 
 step "tests (cargo test --workspace)"
 cargo test --workspace --locked
@@ -114,6 +122,13 @@ kill "$serve_pid"
 wait "$serve_pid" 2>/dev/null || true
 trap - EXIT
 
+# The dashboards and rules proven against real data: Prometheus, Pushgateway and Alertmanager
+# from the Debian packages, the e2e suites and a load run pushing, every query evaluated.
+step "monitoring proof: every panel, variable, recording and alert expression on real data"
+bash ci/monitoring-proof.sh
+step "cleanup of leftover e2e projects (ci/cleanup-projects.py against a testbed)"
+bash ci/cleanup-test.sh
+
 # Under cargo-nextest's protocol (one process per test, --exact): the harness, its selftest
 # suites and the reliability suites. The other crates' plain #[test]s ran above under
 # cargo test; a second runner proves nothing new about them and costs minutes.
@@ -127,7 +142,9 @@ nextest_fixture() {
   local want_passed=$1 want_skipped=$2; shift 2
   local log out
   log=$(mktemp) out=$(mktemp)
-  FIXTURE_RUN_LOG=$log cargo nextest run --locked -p harness-selftest --test fixture_suite "$@" 2>&1 | tee "$out"
+  # The same packages as the nextest step above: the same feature set, so nothing is rebuilt.
+  FIXTURE_RUN_LOG=$log cargo nextest run --locked -p reliability-harness -p harness-selftest -p reliability-suites \
+    --test fixture_suite "$@" 2>&1 | tee "$out"
   grep -q "${want_passed} tests run: ${want_passed} passed, ${want_skipped} skipped" "$out" \
     || fail "nextest $*: expected ${want_passed} passed, ${want_skipped} skipped"
   local ran unique

@@ -257,9 +257,11 @@ fn virtual_users_place_every_span() {
 /// `memory-limit-mb` is enforced on it (a child that wants more fails).
 #[test]
 fn a_spawned_target_is_watched_and_stopped() {
-    let (output, dir) = run(
-        "watch:\n  spawn: \"sleep 600\"\n  memory-limit-mb: 512\nworkload:\n  executor: constant-arrival-rate\n  rate: 20\n  duration: 1500ms\n",
-    );
+    // A sleep no other process on a shared machine runs: 600.<this test's pid> seconds.
+    let sleep = format!("sleep 600.{}", std::process::id());
+    let (output, dir) = run(&format!(
+        "watch:\n  spawn: \"{sleep}\"\n  memory-limit-mb: 512\nworkload:\n  executor: constant-arrival-rate\n  rate: 20\n  duration: 1500ms\n"
+    ));
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let folder = std::fs::read_dir(dir.path().join("results")).unwrap().next().unwrap().unwrap().path();
     let s: Value = serde_json::from_slice(&std::fs::read(folder.join("summary.json")).unwrap()).unwrap();
@@ -274,8 +276,8 @@ fn a_spawned_target_is_watched_and_stopped() {
         "{csv}"
     );
     assert!(folder.join("logs/target.log").is_file());
-    // No `sleep 600` outlives the run.
-    let left = Command::new("pgrep").args(["-f", "^sleep 600$"]).output().unwrap();
+    // That sleep does not outlive the run.
+    let left = Command::new("pgrep").args(["-f", &format!("^{}$", sleep.replace('.', "\\."))]).output().unwrap();
     assert!(left.stdout.is_empty(), "the spawned target was not stopped");
 
     // The memory limit is enforced: a target that wants 400 MB under a 100 MB limit fails.
