@@ -202,7 +202,7 @@ fn fuzz_http(rng: &mut Rng, cases: u64) {
     let client = reqwest::blocking::Client::builder().timeout(Duration::from_secs(30)).build().expect("a client");
     let mut statuses: BTreeMap<u16, u64> = BTreeMap::new();
     for case in 0..cases {
-        let (method, url, body) = match case % 4 {
+        let (method, url, body) = match case % 6 {
             0 => {
                 let q = format!("{}={}&{}", random_component(rng), random_component(rng), random_component(rng));
                 (reqwest::Method::GET, format!("{base}/api/v1/projects/fuzzed/traces?{q}"), None)
@@ -214,6 +214,14 @@ fn fuzz_http(rng: &mut Rng, cases: u64) {
                 (method, format!("{base}/api/v1/projects/{path}x/{tail}"), None)
             }
             2 => (reqwest::Method::GET, format!("{base}/api/v1/ledger?{}", random_component(rng)), None),
+            // Side-channel bodies, mutated; evaluations never get a plan (a hang would stall
+            // this loop), tags only get plans and are never posted to.
+            3 => {
+                let valid = br#"{"evaluations": [{"id": "e1", "trace_id": "t1", "score": 0.5, "labels": ["a"]}]}"#;
+                let body = String::from_utf8_lossy(&mutate(rng, valid)).into_owned();
+                (reqwest::Method::POST, format!("{base}/api/v1/evaluations"), Some(body))
+            }
+            4 => (reqwest::Method::PUT, format!("{base}/api/v1/faults?endpoint=tags"), Some(random_plan(rng))),
             _ => {
                 let target = if rng.below(2) == 0 { "faults".to_string() } else { "projects/fz/faults".to_string() };
                 (reqwest::Method::PUT, format!("{base}/api/v1/{target}"), Some(random_plan(rng)))
@@ -250,7 +258,7 @@ fn every_input_is_answered_without_a_panic_or_a_5xx() {
     fuzz_http(&mut rng, http);
     println!(
         "fuzzed {total} cases: {bodies} bodies (protobuf, JSON, gzip), {plans} plans ({validated} valid), {http} HTTP \
-         requests to the query and fault-plan APIs"
+         requests to the query, fault-plan and side-channel APIs"
     );
     assert!(validated > 0, "some generated plans must be valid, or decide() is never fuzzed");
 }

@@ -3,6 +3,7 @@
 pub mod faults;
 pub mod ingest;
 mod server;
+pub mod side;
 pub mod store;
 mod telemetry;
 

@@ -1,5 +1,6 @@
 //! The HTTP server: routing, auth, the ingest path with faults and exact accounting, the query
-//! and admin API, the ledger, and `/metrics`.
+//! and admin API, the ledger, and `/metrics`. The side channels' handling is in `side_http.rs`
+//! and the fault-plan endpoints in `faults_http.rs` (child modules: they share the state).
 //!
 //! Built on hyper directly (not a framework) because two faults need control a framework
 //! hides: closing a connection without answering (the service returns an error and hyper
@@ -19,8 +20,14 @@ use tokio::sync::watch;
 
 use crate::backend::faults::{Action, ActivePlan, Decision, FaultPlan};
 use crate::backend::ingest::{self, Encoding};
+use crate::backend::side::{Channel, SideStore};
 use crate::backend::store::{Limits, Store};
 use crate::backend::telemetry::Telemetry;
+
+#[path = "faults_http.rs"]
+mod faults_http;
+#[path = "side_http.rs"]
+mod side_http;
 
 /// The backend's settings. `Debug` shows whether a token is set, never the token.
 #[derive(Clone)]
@@ -118,6 +125,8 @@ impl Default for Config {
 pub struct LedgerEntry {
     /// Order of arrival, from 0.
     pub seq: u64,
+    /// `traces`, `evaluations` or `tags`.
+    pub endpoint: &'static str,
     /// Arrival, Unix milliseconds.
     pub arrival_unix_ms: u64,
     /// Body bytes as received.
@@ -130,6 +139,8 @@ pub struct LedgerEntry {
     pub gzip: bool,
     /// Spans in the request (0 when it could not be decoded).
     pub spans: u64,
+    /// Items in a side-channel request (evaluations, or trace-tag pairs); 0 for trace ingest.
+    pub items: u64,
     /// The project (of the first resource, or the header).
     pub project: Option<String>,
     /// Status answered; none when the connection was closed without an answer.
@@ -153,6 +164,7 @@ struct Ledger {
 struct Plans {
     global: Option<(ActivePlan, Instant)>,
     projects: HashMap<String, (ActivePlan, Instant)>,
+    side: HashMap<Channel, (ActivePlan, Instant)>,
 }
 
 impl std::fmt::Debug for Plans {
@@ -167,6 +179,7 @@ pub(crate) struct State {
     ingest_slots: Option<Arc<tokio::sync::Semaphore>>,
     config: Config,
     store: Mutex<Store>,
+    side: Mutex<SideStore>,
     ledger: Mutex<Ledger>,
     plans: Mutex<Plans>,
     telemetry: Telemetry,
@@ -204,6 +217,24 @@ fn json<T: Serialize>(status: u16, value: &T) -> Response<Full<Bytes>> {
     respond(status, "application/json", serde_json::to_vec(value).unwrap_or_default())
 }
 
+/// Adds `Retry-After` (seconds, or an HTTP date that many seconds ahead) when asked for.
+fn with_retry_after(
+    mut response: Response<Full<Bytes>>,
+    seconds: Option<u64>,
+    http_date: bool,
+) -> Response<Full<Bytes>> {
+    if let Some(secs) = seconds {
+        let value = match http_date {
+            true => httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(secs)),
+            false => secs.to_string(),
+        };
+        if let Ok(value) = header::HeaderValue::from_str(&value) {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+    }
+    response
+}
+
 fn json_error(status: u16, message: &str) -> Response<Full<Bytes>> {
     json(status, &serde_json::json!({ "error": message }))
 }
@@ -237,13 +268,14 @@ impl State {
         State {
             ingest_slots: config.max_concurrent_ingest.map(|n| Arc::new(tokio::sync::Semaphore::new(n.max(1)))),
             store: Mutex::new(Store::new(config.limits)),
+            side: Mutex::new(SideStore::default()),
             ledger: Mutex::new(Ledger {
                 entries: VecDeque::new(),
                 capacity: config.ledger_capacity.max(1),
                 next_seq: 0,
                 dropped: 0,
             }),
-            plans: Mutex::new(Plans { global, projects: HashMap::new() }),
+            plans: Mutex::new(Plans { global, projects: HashMap::new(), side: HashMap::new() }),
             telemetry: Telemetry::new(),
             config,
             shutdown,
@@ -264,7 +296,10 @@ impl State {
 
     fn record(&self, mut entry: LedgerEntry, started: Instant) {
         entry.handling_ms = started.elapsed().as_secs_f64() * 1e3;
-        self.telemetry.request(entry.status, started.elapsed());
+        match Channel::from_label(entry.endpoint) {
+            None => self.telemetry.request(entry.status, started.elapsed()),
+            Some(channel) => self.telemetry.side_request(channel, entry.status),
+        }
         let mut ledger = lock(&self.ledger);
         entry.seq = ledger.next_seq;
         ledger.next_seq += 1;
@@ -302,10 +337,19 @@ pub(crate) async fn handle(state: Arc<State>, request: Request<Incoming>) -> Ans
         return Ok(respond(200, "text/plain", b"ready\n".to_vec()));
     }
     if !state.authorized(&request) {
-        if path == "/v1/traces" {
+        let endpoint = match path.as_str() {
+            "/v1/traces" => Some("traces"),
+            "/api/v1/evaluations" | "/api/v1/tags" if method == Method::POST => path.rsplit('/').next(),
+            _ => None,
+        };
+        if let Some(endpoint) = endpoint.and_then(|e| ["traces", "evaluations", "tags"].into_iter().find(|k| *k == e)) {
             let started = Instant::now();
-            let entry =
-                LedgerEntry { status: Some(401), rejected_reason: Some("unauthorized".into()), ..blank_entry() };
+            let entry = LedgerEntry {
+                endpoint,
+                status: Some(401),
+                rejected_reason: Some("unauthorized".into()),
+                ..blank_entry()
+            };
             state.record(entry, started);
         }
         return Ok(json_error(401, "missing or wrong credentials: send Authorization: Bearer <token> or x-api-key"));
@@ -323,6 +367,11 @@ pub(crate) async fn handle(state: Arc<State>, request: Request<Incoming>) -> Ans
             Ok(respond(200, "text/plain; version=0.0.4", state.telemetry.render(&lock(&state.store))))
         }
         (&Method::GET, "/api/v1/ledger") => Ok(ledger(&state, request.uri().query())),
+        (&Method::POST, "/api/v1/evaluations") => side_http::receive(state, Channel::Evaluations, request).await,
+        (&Method::POST, "/api/v1/tags") => side_http::receive(state, Channel::Tags, request).await,
+        (&Method::GET, "/api/v1/evaluations" | "/api/v1/tags" | "/api/v1/side/stats") => {
+            Ok(side_http::query(&state, &path, request.uri().query()))
+        }
         (&Method::GET, "/api/v1/projects") => {
             let projects: Vec<_> = lock(&state.store)
                 .projects()
@@ -331,7 +380,14 @@ pub(crate) async fn handle(state: Arc<State>, request: Request<Incoming>) -> Ans
                 .collect();
             Ok(json(200, &serde_json::json!({ "projects": projects })))
         }
-        (_, "/api/v1/faults") => faults(&state, &method, None, request).await,
+        (_, "/api/v1/faults") => match query_pairs(request.uri().query()).into_iter().find(|(k, _)| k == "endpoint") {
+            None => faults_http::trace(&state, &method, None, request).await,
+            Some((_, e)) if e == "traces" => faults_http::trace(&state, &method, None, request).await,
+            Some((_, e)) => match Channel::from_label(&e) {
+                Some(channel) => faults_http::side(&state, &method, channel, request).await,
+                None => Ok(json_error(400, &format!("unknown endpoint {e:?}: traces, evaluations or tags"))),
+            },
+        },
         (_, p) if p.starts_with("/api/v1/projects/") => project_route(state, &method, p, request).await,
         _ => Ok(json_error(404, &format!("no route for {method} {path}"))),
     }
@@ -340,12 +396,14 @@ pub(crate) async fn handle(state: Arc<State>, request: Request<Incoming>) -> Ans
 fn blank_entry() -> LedgerEntry {
     LedgerEntry {
         seq: 0,
+        endpoint: "traces",
         arrival_unix_ms: now_ms(),
         bytes: 0,
         decoded_bytes: 0,
         encoding: None,
         gzip: false,
         spans: 0,
+        items: 0,
         project: None,
         status: None,
         fault: None,
@@ -393,66 +451,22 @@ async fn project_route(state: Arc<State>, method: &Method, path: &str, request: 
                 Ok(json_error(404, &format!("no project {project:?}")))
             }
         }
-        (_, "faults") => faults(&state, method, Some(project), request).await,
+        (_, "faults") => faults_http::trace(&state, method, Some(project), request).await,
         _ => Ok(json_error(404, &format!("no route for {method} {path}"))),
-    }
-}
-
-async fn faults(state: &State, method: &Method, project: Option<String>, request: Request<Incoming>) -> Answer {
-    match *method {
-        Method::GET => {
-            let plans = lock(&state.plans);
-            let plan = match &project {
-                Some(p) => plans.projects.get(p).map(|(a, _)| a.plan().clone()),
-                None => plans.global.as_ref().map(|(a, _)| a.plan().clone()),
-            };
-            Ok(json(200, &plan))
-        }
-        Method::PUT => {
-            let body = match Limited::new(request.into_body(), 1 << 20).collect().await {
-                Ok(body) => body.to_bytes(),
-                Err(e) => return Ok(json_error(400, &format!("could not read the plan: {e}"))),
-            };
-            let plan: FaultPlan = match serde_json::from_slice(&body) {
-                Ok(plan) => plan,
-                Err(e) => return Ok(json_error(400, &format!("invalid fault plan: {e}"))),
-            };
-            if let Err(e) = plan.validate() {
-                return Ok(json_error(400, &e.to_string()));
-            }
-            let active = (ActivePlan::new(plan), Instant::now());
-            let mut plans = lock(&state.plans);
-            match project {
-                Some(p) => {
-                    plans.projects.insert(p, active);
-                }
-                None => plans.global = Some(active),
-            }
-            Ok(json(200, &serde_json::json!({ "ok": true })))
-        }
-        Method::DELETE => {
-            let mut plans = lock(&state.plans);
-            match project {
-                Some(p) => {
-                    plans.projects.remove(&p);
-                }
-                None => plans.global = None,
-            }
-            Ok(respond(204, "application/json", Vec::new()))
-        }
-        _ => Ok(json_error(405, "faults take GET, PUT or DELETE")),
     }
 }
 
 fn ledger(state: &State, query: Option<&str>) -> Response<Full<Bytes>> {
     let pairs = query_pairs(query);
     let project = pairs.iter().find(|(k, _)| k == "project").map(|(_, v)| v.clone());
+    let endpoint = pairs.iter().find(|(k, _)| k == "endpoint").map(|(_, v)| v.clone());
     let since: u64 = pairs.iter().find(|(k, _)| k == "since").and_then(|(_, v)| v.parse().ok()).unwrap_or(0);
     let ledger = lock(&state.ledger);
     let entries: Vec<&LedgerEntry> = ledger
         .entries
         .iter()
         .filter(|e| e.seq >= since && project.as_ref().is_none_or(|p| e.project.as_ref() == Some(p)))
+        .filter(|e| endpoint.as_ref().is_none_or(|p| e.endpoint == p))
         .collect();
     json(200, &serde_json::json!({ "entries": entries, "dropped": ledger.dropped }))
 }
@@ -602,18 +616,7 @@ async fn ingest_request(state: Arc<State>, request: Request<Incoming>) -> Answer
             entry.rejected_reason = Some(reason);
             state.record(entry, started);
             let (body, content_type) = ingest::error_body(Some(encoding), code, "fault injected by the testbed");
-            let mut response = respond(code, content_type, body);
-            if let Some(secs) = retry_after_seconds {
-                let value = if retry_after_http_date {
-                    httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(secs))
-                } else {
-                    secs.to_string()
-                };
-                if let Ok(value) = header::HeaderValue::from_str(&value) {
-                    response.headers_mut().insert(header::RETRY_AFTER, value);
-                }
-            }
-            return Ok(response);
+            return Ok(with_retry_after(respond(code, content_type, body), retry_after_seconds, retry_after_http_date));
         }
         Some(Action::Close) => {
             reject_all(&state, &entry, &batches, "close");

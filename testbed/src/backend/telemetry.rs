@@ -20,6 +20,8 @@ pub(crate) struct Telemetry {
     latency: Histogram,
     stored_spans: IntGauge,
     stored_bytes: IntGauge,
+    side_requests: IntCounterVec,
+    side_items: IntCounterVec,
 }
 
 fn must<T>(result: prometheus::Result<T>) -> T {
@@ -50,7 +52,31 @@ impl Telemetry {
                 .buckets(vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
         ));
         must(registry.register(Box::new(latency.clone())));
+        let vec2 = |name: &str, help: &str, labels: &[&str]| {
+            let c = must(IntCounterVec::new(Opts::new(name, help), labels));
+            must(registry.register(Box::new(c.clone())));
+            c
+        };
+        let side_requests = vec2(
+            "testbed_side_requests_total",
+            "Side-channel requests (evaluations, tags) by answered status (closed: no answer).",
+            &["endpoint", "status"],
+        );
+        let side_items = vec2(
+            "testbed_side_items_total",
+            "Side-channel items by fate: received = accepted + duplicate + rejected.",
+            &["endpoint", "fate"],
+        );
+        // Every fate of every channel from the start: a rate over a series that appears late
+        // misses its first increase.
+        for channel in crate::backend::side::Channel::ALL {
+            for fate in ["received", "accepted", "duplicate", "rejected"] {
+                side_items.with_label_values(&[channel.label(), fate]);
+            }
+        }
         Telemetry {
+            side_requests,
+            side_items,
             requests: vec(
                 "testbed_requests_total",
                 "Ingest requests by answered status (closed: no answer).",
@@ -72,6 +98,15 @@ impl Telemetry {
         let status = status.map_or_else(|| "closed".to_string(), |s| s.to_string());
         self.requests.with_label_values(&[status.as_str()]).inc();
         self.latency.observe(took.as_secs_f64());
+    }
+
+    pub(crate) fn side_request(&self, channel: crate::backend::side::Channel, status: Option<u16>) {
+        let status = status.map_or_else(|| "closed".to_string(), |s| s.to_string());
+        self.side_requests.with_label_values(&[channel.label(), status.as_str()]).inc();
+    }
+
+    pub(crate) fn side_items(&self, channel: crate::backend::side::Channel, fate: &str, n: u64) {
+        self.side_items.with_label_values(&[channel.label(), fate]).inc_by(n);
     }
 
     pub(crate) fn received(&self, spans: u64) {
