@@ -28,6 +28,9 @@
 //!
 //! Shutdown is bounded: if the exporter hangs, shutdown returns after its bound.
 
+pub mod retry;
+pub mod side;
+
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError, RwLock};
 use std::time::Duration;
@@ -133,7 +136,7 @@ impl ExportGate {
         changed.notify_all();
     }
 
-    fn wait(&self) {
+    pub(crate) fn wait(&self) {
         let (open, changed) = &*self.0;
         let mut guard = open.lock().unwrap_or_else(PoisonError::into_inner);
         while !*guard {
