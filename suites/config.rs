@@ -11,7 +11,7 @@
 //! [client]                                   # then OTEL_BSP_* / OTEL_EXPORTER_OTLP_* win
 //! protocol = "protobuf"                      # or "json"
 //! gzip = false
-//! max-queue-size = 2048
+//! max-queue-size = 8192
 //! max-export-batch-size = 512
 //! scheduled-delay-ms = 5000
 //! export-timeout-ms = 30000

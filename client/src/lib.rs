@@ -28,6 +28,7 @@
 //!
 //! Shutdown is bounded: if the exporter hangs, shutdown returns after its bound.
 
+pub mod metadata;
 pub mod retry;
 pub mod side;
 
@@ -47,9 +48,10 @@ use opentelemetry_sdk::trace::{
 use prost::Message;
 use serde::{Deserialize, Serialize};
 
-/// How the pipeline is built. Defaults are the SDK's (queue 2048, batch 512, delay 5 s,
-/// export timeout 30 s), then `reliability.toml [client]`, then the standard `OTEL_*`
-/// environment variables ([`ClientConfig::with_env`]).
+/// How the pipeline is built. Defaults are the SDK's (batch 512, delay 5 s, export timeout
+/// 30 s) but for the queue, 8,192 spans as the SDK reliability analysis recommends (the SDK's
+/// own 2,048 overflows under a burst); then `reliability.toml [client]`, then the standard
+/// `OTEL_*` environment variables ([`ClientConfig::with_env`]).
 ///
 /// `Debug` shows the names of [`ClientConfig::headers`], never their values: they carry API
 /// keys.
@@ -75,6 +77,10 @@ pub struct ClientConfig {
     pub export_timeout_ms: u64,
     /// Bound on shutdown, milliseconds.
     pub shutdown_timeout_ms: u64,
+    /// Span metadata entries held at most ([`metadata::SpanMetadata`]).
+    pub metadata_capacity: usize,
+    /// Span metadata not written or read for this long is removed, milliseconds.
+    pub metadata_ttl_ms: u64,
     /// The resource's `service.name` (the backend's project).
     #[serde(skip)]
     pub service_name: String,
@@ -96,6 +102,8 @@ impl std::fmt::Debug for ClientConfig {
             .field("scheduled_delay_ms", &self.scheduled_delay_ms)
             .field("export_timeout_ms", &self.export_timeout_ms)
             .field("shutdown_timeout_ms", &self.shutdown_timeout_ms)
+            .field("metadata_capacity", &self.metadata_capacity)
+            .field("metadata_ttl_ms", &self.metadata_ttl_ms)
             .field("service_name", &self.service_name)
             .field("hooks", &self.hooks)
             .finish()
@@ -163,11 +171,13 @@ impl Default for ClientConfig {
             protocol: WireProtocol::Protobuf,
             gzip: false,
             headers: Vec::new(),
-            max_queue_size: 2048,
+            max_queue_size: 8192,
             max_export_batch_size: 512,
             scheduled_delay_ms: 5000,
             export_timeout_ms: 30_000,
             shutdown_timeout_ms: 10_000,
+            metadata_capacity: 10_000,
+            metadata_ttl_ms: 300_000,
             service_name: "unknown_service".into(),
             hooks: Hooks::default(),
         }
@@ -336,6 +346,8 @@ impl Accounting {
 struct CountingProcessor<P> {
     inner: P,
     counters: Arc<Counters>,
+    /// Cleared of a span's entry when the span ends.
+    metadata: Arc<metadata::SpanMetadata>,
     /// Read by `on_end` while it counts and forwards a span, written once by shutdown: no span
     /// is counted as ended after the SDK has reported its drop count.
     ending: RwLock<()>,
@@ -353,6 +365,7 @@ impl<P: SpanProcessor> SpanProcessor for CountingProcessor<P> {
             return;
         }
         self.counters.ended.fetch_add(1, Ordering::SeqCst);
+        self.metadata.end(span.span_context.trace_id(), span.span_context.span_id());
         self.inner.on_end(span);
     }
 
@@ -550,6 +563,7 @@ impl HttpClient for CountingHttpClient {
 pub struct Pipeline {
     provider: SdkTracerProvider,
     counters: Arc<Counters>,
+    metadata: Arc<metadata::SpanMetadata>,
     shutdown_timeout: Duration,
 }
 
@@ -603,13 +617,26 @@ impl Pipeline {
             to_lose: AtomicU64::new(config.hooks.lose_spans),
         };
         let processor = BatchSpanProcessor::builder(exporter).with_batch_config(batch).build();
-        let processor =
-            CountingProcessor { inner: processor, counters: Arc::clone(&counters), ending: RwLock::new(()) };
+        let metadata = Arc::new(metadata::SpanMetadata::new(metadata::MetadataLimits {
+            capacity: config.metadata_capacity,
+            ttl: Duration::from_millis(config.metadata_ttl_ms),
+        }));
+        let processor = CountingProcessor {
+            inner: processor,
+            counters: Arc::clone(&counters),
+            metadata: Arc::clone(&metadata),
+            ending: RwLock::new(()),
+        };
         let provider = SdkTracerProvider::builder()
             .with_span_processor(processor)
             .with_resource(Resource::builder().with_service_name(config.service_name.clone()).build())
             .build();
-        Ok(Pipeline { provider, counters, shutdown_timeout: Duration::from_millis(config.shutdown_timeout_ms) })
+        Ok(Pipeline {
+            provider,
+            counters,
+            metadata,
+            shutdown_timeout: Duration::from_millis(config.shutdown_timeout_ms),
+        })
     }
 
     /// A tracer of this pipeline.
@@ -622,6 +649,12 @@ impl Pipeline {
     /// benchmark empties the queue between timed rounds, so that no span is dropped.
     pub fn force_flush(&self) -> Result<(), String> {
         self.provider.force_flush().map_err(|e| e.to_string())
+    }
+
+    /// The span metadata store: bounded by [`ClientConfig::metadata_capacity`] and
+    /// [`ClientConfig::metadata_ttl_ms`], and cleared of a span when it ends.
+    pub fn metadata(&self) -> &metadata::SpanMetadata {
+        &self.metadata
     }
 
     /// Where every span went so far.

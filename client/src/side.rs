@@ -295,6 +295,10 @@ impl SideChannels {
         if !completed {
             shared.abandon.store(true, Ordering::SeqCst);
         }
+        // The blocking client owns a runtime: never dropped on the caller's thread, which may
+        // be inside an async context. Workers still sending hold clones of their own.
+        let http = lock(&shared.http).take();
+        let _ = std::thread::spawn(move || drop(http)).join();
         shared.counters.shutdown_completed.store(completed, Ordering::SeqCst);
         health(&shared.counters)
     }
