@@ -21,6 +21,7 @@
 pub mod config;
 mod fixtures;
 mod proxy;
+pub mod sdk;
 
 pub use config::SuiteConfig;
 pub use fixtures::{Delivery, DeliveryError, Project, Shortfall, Target, TargetError, Tracer};

@@ -6,6 +6,7 @@
 mod chaos;
 mod delivery;
 mod load;
+mod sdk_api;
 mod smoke;
 
 // The metrics layer's allocation figures come from this allocator (dhat's with the

@@ -30,6 +30,7 @@
 
 pub mod metadata;
 pub mod retry;
+pub mod sdk;
 pub mod side;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -77,6 +78,11 @@ pub struct ClientConfig {
     pub export_timeout_ms: u64,
     /// Bound on shutdown, milliseconds.
     pub shutdown_timeout_ms: u64,
+    /// Tries per export request, the first included: 1 (the default) is the SDK as shipped,
+    /// which never retries; more retries 429, 502, 503, 504 and network errors with
+    /// exponential backoff and full jitter, honouring `Retry-After`, within the export
+    /// timeout ([`retry::RetryPolicy`]).
+    pub export_max_attempts: u32,
     /// Span metadata entries held at most ([`metadata::SpanMetadata`]).
     pub metadata_capacity: usize,
     /// Span metadata not written or read for this long is removed, milliseconds.
@@ -102,6 +108,7 @@ impl std::fmt::Debug for ClientConfig {
             .field("scheduled_delay_ms", &self.scheduled_delay_ms)
             .field("export_timeout_ms", &self.export_timeout_ms)
             .field("shutdown_timeout_ms", &self.shutdown_timeout_ms)
+            .field("export_max_attempts", &self.export_max_attempts)
             .field("metadata_capacity", &self.metadata_capacity)
             .field("metadata_ttl_ms", &self.metadata_ttl_ms)
             .field("service_name", &self.service_name)
@@ -176,6 +183,7 @@ impl Default for ClientConfig {
             scheduled_delay_ms: 5000,
             export_timeout_ms: 30_000,
             shutdown_timeout_ms: 10_000,
+            export_max_attempts: 1,
             metadata_capacity: 10_000,
             metadata_ttl_ms: 300_000,
             service_name: "unknown_service".into(),
@@ -277,6 +285,8 @@ struct Counters {
     failed: AtomicU64,
     in_export: AtomicU64,
     rejected: AtomicU64,
+    /// Export requests sent again after a retryable failure.
+    export_retries: AtomicU64,
     shutting_down: AtomicBool,
     shutdown_completed: AtomicBool,
     /// Duration of each export call, microseconds (bounded: the first 100,000).
@@ -305,6 +315,8 @@ pub struct Accounting {
     pub after_shutdown: u64,
     /// Shutdown finished within its bound: the queue was drained and every export returned.
     pub shutdown_completed: bool,
+    /// Export requests sent again after a retryable failure (not spans: not in the identity).
+    pub export_retries: u64,
 }
 
 impl Accounting {
@@ -337,6 +349,7 @@ impl Accounting {
             queued: if completed { 0 } else { ended.saturating_sub(dropped + handed) },
             after_shutdown: c.after_shutdown.load(Ordering::SeqCst),
             shutdown_completed: completed,
+            export_retries: c.export_retries.load(Ordering::SeqCst),
         }
     }
 }
@@ -528,17 +541,60 @@ impl<E: SpanExporter> SpanExporter for CountingExporter<E> {
     }
 }
 
+impl CountingHttpClient {
+    /// Sends, and sends again under the retry policy (one try when it allows one).
+    async fn send_with_retries(&self, request: Request<Bytes>) -> Result<Response<Bytes>, HttpError> {
+        let (parts, body) = request.into_parts();
+        let first = std::time::Instant::now();
+        let mut seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        let mut attempt = 1;
+        loop {
+            let mut again =
+                Request::builder().method(parts.method.clone()).uri(parts.uri.clone()).version(parts.version);
+            if let Some(headers) = again.headers_mut() {
+                headers.extend(parts.headers.iter().map(|(k, v)| (k.clone(), v.clone())));
+            }
+            let request = again.body(body.clone())?;
+            let result = self.inner.send_bytes(request).await;
+            let outcome = match &result {
+                Ok(r) if r.status().is_success() => retry::Outcome::Success,
+                Ok(r) => retry::Outcome::Status {
+                    code: r.status().as_u16(),
+                    retry_after: r
+                        .headers()
+                        .get("retry-after")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| retry::parse_retry_after(v, std::time::SystemTime::now())),
+                },
+                Err(_) => retry::Outcome::Network,
+            };
+            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            let unit = (seed >> 75) as f64 / (1u64 << 53) as f64;
+            match self.retry.next_wait(attempt, &outcome, first.elapsed(), unit) {
+                Some(wait) => {
+                    self.counters.export_retries.fetch_add(1, Ordering::SeqCst);
+                    // The batch processor runs exports on a thread of its own.
+                    std::thread::sleep(wait);
+                    attempt += 1;
+                }
+                None => return result,
+            }
+        }
+    }
+}
+
 /// Reads `partial_success.rejected_spans` from each successful answer.
 #[derive(Debug)]
 struct CountingHttpClient {
     inner: reqwest::blocking::Client,
     counters: Arc<Counters>,
+    retry: retry::RetryPolicy,
 }
 
 #[async_trait::async_trait]
 impl HttpClient for CountingHttpClient {
     async fn send_bytes(&self, request: Request<Bytes>) -> Result<Response<Bytes>, HttpError> {
-        let response = self.inner.send_bytes(request).await?;
+        let response = self.send_with_retries(request).await?;
         if response.status().is_success() && !response.body().is_empty() {
             let json = response
                 .headers()
@@ -596,7 +652,15 @@ impl Pipeline {
         };
         let mut builder = opentelemetry_otlp::SpanExporter::builder()
             .with_http()
-            .with_http_client(CountingHttpClient { inner: http, counters: Arc::clone(&counters) })
+            .with_http_client(CountingHttpClient {
+                inner: http,
+                counters: Arc::clone(&counters),
+                retry: retry::RetryPolicy {
+                    max_attempts: config.export_max_attempts.max(1),
+                    total: Duration::from_millis(config.export_timeout_ms),
+                    ..retry::RetryPolicy::default()
+                },
+            })
             .with_protocol(protocol)
             .with_endpoint(config.endpoint.clone())
             .with_timeout(Duration::from_millis(config.export_timeout_ms))
@@ -655,6 +719,11 @@ impl Pipeline {
     /// [`ClientConfig::metadata_ttl_ms`], and cleared of a span when it ends.
     pub fn metadata(&self) -> &metadata::SpanMetadata {
         &self.metadata
+    }
+
+    /// The metadata store, shared.
+    pub fn metadata_handle(&self) -> Arc<metadata::SpanMetadata> {
+        Arc::clone(&self.metadata)
     }
 
     /// Where every span went so far.

@@ -130,6 +130,8 @@ pub struct SideHealth {
     pub retries: u64,
     /// Answers other than 2xx and network errors, by `endpoint status` (`network` for none).
     pub api_errors: BTreeMap<String, u64>,
+    /// Log lines written about them: one per endpoint and status, however many there were.
+    pub logged: u64,
     /// Shutdown sent everything within its bound.
     pub shutdown_completed: bool,
 }
@@ -151,6 +153,7 @@ struct Counters {
     tags_in_flight: AtomicU64,
     retries: AtomicU64,
     api_errors: Mutex<BTreeMap<String, u64>>,
+    logged: AtomicU64,
     shutdown_completed: AtomicBool,
 }
 
@@ -346,6 +349,7 @@ fn health(c: &Counters) -> SideHealth {
         tags_unsent: buffered.saturating_sub(flushed + tags_failed + tags_in_flight),
         retries: load(&c.retries),
         api_errors: lock(&c.api_errors).clone(),
+        logged: load(&c.logged),
         shutdown_completed: c.shutdown_completed.load(Ordering::SeqCst),
     }
 }
@@ -453,6 +457,7 @@ fn send_with_retries(shared: &Shared, endpoint: &str, body: &Value) -> bool {
             *n == 1
         };
         if first_of_kind {
+            shared.counters.logged.fetch_add(1, Ordering::SeqCst);
             tracing::warn!(target: "reliability_client::side", "side channel {key}: the first such answer (later ones are counted, not logged)");
         }
         seed = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);

@@ -1,0 +1,108 @@
+//! What the SDK reliability suites share: a testbed backend of their own per test (its side
+//! channels' fault plans are global, so tests must not share one), the reference client set up
+//! as a production SDK would be, and the backend's own counts to check the client's against.
+//!
+//! The suites talk to the client only through [`SdkUnderTest`]; [`reference`] builds this
+//! crate's. Checks that must fail on a client without a fix are functions of `&dyn
+//! SdkUnderTest`, so a test can run them on a variant with the fix switched off.
+
+use std::time::Duration;
+
+use reliability_client::ClientConfig;
+use reliability_client::retry::RetryPolicy;
+use reliability_client::sdk::{ReferenceSdk, SdkUnderTest};
+use reliability_client::side::SideConfig;
+use serde_json::Value;
+use testbed::{Backend, Config};
+
+use crate::fixtures::off_runtime;
+
+/// The project the reference client's spans land in.
+pub const PROJECT: &str = "sdk-suite";
+
+/// A backend on loopback for one test.
+pub fn backend() -> Result<Backend, String> {
+    Backend::start(Config::default()).map_err(|e| e.to_string())
+}
+
+/// The reference client against `backend`, as a production SDK would run it (queue 8,192,
+/// export retries on, side channels with retries); `change` adjusts it.
+pub fn reference(
+    backend: &Backend,
+    change: impl FnOnce(&mut ClientConfig, &mut SideConfig),
+) -> Result<Box<dyn SdkUnderTest>, String> {
+    let mut client = ClientConfig {
+        endpoint: backend.traces_url(),
+        service_name: PROJECT.into(),
+        scheduled_delay_ms: 100,
+        export_timeout_ms: 30_000,
+        export_max_attempts: 5,
+        shutdown_timeout_ms: 60_000,
+        ..ClientConfig::default()
+    };
+    let mut side = SideConfig {
+        base_url: backend.query_url(),
+        retry: RetryPolicy { base: Duration::from_millis(50), ..RetryPolicy::default() },
+        shutdown_timeout: Duration::from_secs(120),
+        ..SideConfig::default()
+    };
+    change(&mut client, &mut side);
+    let client = ReferenceSdk::start(&client, side).map_err(|e| e.to_string())?;
+    Ok(Box::new(client))
+}
+
+fn request(method: reqwest::Method, url: &str, body: Option<&Value>) -> Result<(u16, Value), String> {
+    off_runtime(|| {
+        let client = reqwest::blocking::Client::builder().timeout(Duration::from_secs(30)).build()?;
+        let mut request = client.request(method, url);
+        if let Some(body) = body {
+            request = request.header("content-type", "application/json").body(body.to_string());
+        }
+        let response = request.send()?;
+        let status = response.status().as_u16();
+        let text = response.text().unwrap_or_default();
+        Ok::<_, reqwest::Error>((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
+    })
+    .map_err(|e| format!("{url}: {e}"))
+}
+
+/// Sets the fault plan of `endpoint` (`traces`, `evaluations` or `tags`).
+pub fn set_plan(backend: &Backend, endpoint: &str, plan: &Value) -> Result<(), String> {
+    let url = format!("{}/faults?endpoint={endpoint}", backend.query_url());
+    match request(reqwest::Method::PUT, &url, Some(plan))? {
+        (200, _) => Ok(()),
+        (status, body) => Err(format!("setting the {endpoint} plan answered {status}: {body}")),
+    }
+}
+
+/// The backend's ledger entries of one endpoint.
+pub fn ledger(backend: &Backend, endpoint: &str) -> Result<Vec<Value>, String> {
+    let url = format!("{}/ledger?endpoint={endpoint}", backend.query_url());
+    let (_, body) = request(reqwest::Method::GET, &url, None)?;
+    Ok(body["entries"].as_array().cloned().unwrap_or_default())
+}
+
+/// The backend's counts of a side channel (`evaluations` or `tags`).
+pub fn side_stats(backend: &Backend, channel: &str) -> Result<Value, String> {
+    let (_, body) = request(reqwest::Method::GET, &format!("{}/side/stats", backend.query_url()), None)?;
+    Ok(body[channel].clone())
+}
+
+/// The backend's counts of the suite's span project.
+pub fn span_stats(backend: &Backend) -> Result<Value, String> {
+    let (_, body) = request(reqwest::Method::GET, &format!("{}/projects/{PROJECT}/stats", backend.query_url()), None)?;
+    Ok(body)
+}
+
+/// A GET of the query API, as JSON.
+pub fn query(backend: &Backend, path_and_query: &str) -> Result<Value, String> {
+    Ok(request(reqwest::Method::GET, &format!("{}/{path_and_query}", backend.query_url()), None)?.1)
+}
+
+/// `Err` with `what` unless `ok`.
+pub fn check(ok: bool, what: impl FnOnce() -> String) -> Result<(), String> {
+    if ok { Ok(()) } else { Err(what()) }
+}
+
+/// The shorthand the checks use for a client.
+pub type Sdk<'a> = &'a dyn SdkUnderTest;
