@@ -7,6 +7,8 @@ mod chaos;
 mod delivery;
 mod load;
 mod sdk_api;
+mod sdk_latency;
+mod sdk_memory;
 mod smoke;
 
 // The metrics layer's allocation figures come from this allocator (dhat's with the
