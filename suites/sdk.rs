@@ -106,3 +106,39 @@ pub fn check(ok: bool, what: impl FnOnce() -> String) -> Result<(), String> {
 
 /// The shorthand the checks use for a client.
 pub type Sdk<'a> = &'a dyn SdkUnderTest;
+
+/// Records the client's counts as the test's figures (`reliability_sdk_*` in report.json,
+/// JUnit and the Pushgateway): the KPIs the SDK suites report besides caller latencies.
+pub fn record_health(metrics: &reliability_harness::Metrics, h: &reliability_client::sdk::SdkHealth) {
+    let s = &h.spans;
+    let side = &h.side;
+    let m = &h.metadata;
+    for (name, value) in [
+        ("sdk_spans_ended", s.ended),
+        ("sdk_spans_exported", s.exported),
+        ("sdk_spans_dropped", s.dropped),
+        ("sdk_spans_failed", s.failed),
+        ("sdk_export_retries", s.export_retries),
+        ("sdk_evaluations_enqueued", side.evaluations_enqueued),
+        ("sdk_evaluations_dropped", side.evaluations_dropped),
+        ("sdk_evaluations_sent", side.evaluations_sent),
+        ("sdk_evaluations_failed", side.evaluations_failed),
+        ("sdk_tags_buffered", side.tags_buffered),
+        ("sdk_tags_dropped", side.tags_dropped),
+        ("sdk_tags_flushed", side.tags_flushed),
+        ("sdk_api_errors", side.api_errors.values().sum()),
+        ("sdk_metadata_peak_held", m.peak_held),
+        ("sdk_metadata_evicted", m.evicted + m.expired),
+    ] {
+        metrics.set(name, value as f64);
+    }
+    let rate = if s.ended == 0 { 0.0 } else { s.dropped as f64 / s.ended as f64 };
+    metrics.set("sdk_span_drop_rate", rate);
+}
+
+/// Shuts the client down and records its final counts as figures ([`record_health`]).
+pub fn finish(client: &dyn SdkUnderTest, metrics: &reliability_harness::Metrics) -> reliability_client::sdk::SdkHealth {
+    let health = client.shutdown();
+    record_health(metrics, &health);
+    health
+}

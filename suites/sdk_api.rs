@@ -46,7 +46,7 @@ fn a_slow_api_never_holds_the_caller(metrics: &rh::Metrics) -> Result<(), String
     })?;
     evaluate_against_a_slow_api(&*client, 100, metrics)?;
     gate.open();
-    let h = client.shutdown();
+    let h = sdk::finish(&*client, metrics);
     let accepted = sdk::side_stats(&backend, "evaluations")?["accepted"].as_u64();
     check(accepted == Some(100), || format!("the backend stored {accepted:?} of 100 evaluations"))?;
     check(h.side.evaluations_sent == 100 && h.side.retries == 0, || format!("{:#?}", h.side))?;
@@ -66,7 +66,7 @@ fn a_blocking_side_channel_is_caught(metrics: &rh::Metrics) -> Result<(), String
         side.request_timeout = Duration::from_secs(60);
     })?;
     let caught = evaluate_against_a_slow_api(&*client, 1, metrics).is_err();
-    client.shutdown();
+    sdk::finish(&*client, metrics);
     check(caught, || "a side channel that blocks the caller passed the slow-API check".into())
 }
 
@@ -79,7 +79,7 @@ fn a_failing_api_is_counted_not_felt(metrics: &rh::Metrics) -> Result<(), String
     sdk::set_plan(&backend, "evaluations", &always_500)?;
     let client = sdk::reference(&backend, |_, side| side.evaluation_batch = 20)?;
     let taken = (0..200).filter(|i| client.evaluate(evaluation(*i, "fails"))).count() as u64;
-    let h = client.shutdown().side;
+    let h = sdk::finish(&*client, metrics).side;
     let answered_500 = sdk::ledger(&backend, "evaluations")?.iter().filter(|e| e["status"] == 500).count() as u64;
     check(taken == 200, || format!("{taken} of 200 evaluations were taken"))?;
     check(h.evaluations_failed == taken && h.evaluations_sent == 0, || format!("{h:#?}"))?;
@@ -111,7 +111,7 @@ fn tags_are_delivered_after_the_tag_api_recovers(metrics: &rh::Metrics) -> Resul
             offered += tags.len() as u64;
         }
     }
-    let h = client.shutdown().side;
+    let h = sdk::finish(&*client, metrics).side;
     check(h.tags_offered == offered && h.tags_buffered == 60 && h.tags_deduplicated == 20, || format!("{h:#?}"))?;
     check(h.tags_flushed == 60 && h.tags_failed == 0, || format!("{h:#?}"))?;
     let stored = sdk::side_stats(&backend, "tags")?["accepted"].as_u64();
@@ -136,7 +136,7 @@ fn intermittent_network_errors_on_export_lose_no_span(metrics: &rh::Metrics) -> 
         span.set_attribute("llm.model", "reference".into());
         span.end();
     }
-    let h = client.shutdown().spans;
+    let h = sdk::finish(&*client, metrics).spans;
     let stats = sdk::span_stats(&backend)?;
     check(stats["accepted"] == 200, || format!("the backend stored {} of 200 spans", stats["accepted"]))?;
     check(h.exported == 200 && h.failed == 0 && h.is_balanced(), || format!("{h:#?}"))?;
@@ -158,13 +158,13 @@ fn retry_after_on_export_is_waited_and_nothing_is_lost(metrics: &rh::Metrics) ->
     for i in 0..100 {
         client.span(&format!("llm-call-{i}")).end();
     }
-    let h = client.shutdown().spans;
+    let h = sdk::finish(&*client, metrics).spans;
     let entries = sdk::ledger(&backend, "traces")?;
     check(entries.first().is_some_and(|e| e["status"] == 429), || format!("first export: {:?}", entries.first()))?;
     let first = entries[0]["arrival_unix_ms"].as_u64().unwrap_or(0);
     let next = entries.get(1).and_then(|e| e["arrival_unix_ms"].as_u64()).unwrap_or(0);
     let waited = next.saturating_sub(first);
-    metrics.set("retry_after_waited_ms", waited as f64);
+    metrics.set("retry_after_waited_seconds", waited as f64 / 1e3);
     check(waited >= 2000, || format!("the client came back after {waited} ms, before Retry-After's 2 s"))?;
     let stats = sdk::span_stats(&backend)?;
     check(stats["accepted"] == 100 && h.exported == 100 && h.is_balanced(), || format!("{stats} {h:#?}"))

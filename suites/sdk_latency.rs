@@ -52,7 +52,7 @@ fn caller_overhead_with_the_queue_at_90_percent(metrics: &rh::Metrics) -> Result
     }
     let taken = time_calls(&*client, "queue_90", metrics);
     gate.open();
-    let h = client.shutdown();
+    let h = sdk::finish(&*client, metrics);
     check(h.spans.ended == (fill + CALLS) as u64 && h.spans.is_balanced(), || format!("{:#?}", h.spans))?;
     check(h.spans.dropped == 0, || format!("{} spans dropped below a full queue", h.spans.dropped))?;
     check(h.side.evaluations_sent == taken, || format!("{:#?}", h.side))
@@ -72,7 +72,7 @@ fn caller_overhead_during_an_api_outage(metrics: &rh::Metrics) -> Result<(), Str
         side.retry.max_attempts = 2;
     })?;
     let taken = time_calls(&*client, "api_outage", metrics);
-    let h = client.shutdown();
+    let h = sdk::finish(&*client, metrics);
     check(h.spans.ended == CALLS as u64 && h.spans.exported == 0 && h.spans.is_balanced(), || {
         format!("{:#?}", h.spans)
     })?;
@@ -95,7 +95,7 @@ fn caller_overhead_under_background_export_pressure(metrics: &rh::Metrics) -> Re
         let _ = pressure.join();
         taken
     });
-    let h = client.shutdown();
+    let h = sdk::finish(&*client, metrics);
     let stored = sdk::span_stats(&backend)?["accepted"].as_u64().unwrap_or(0);
     check(h.spans.ended == 52_000 && h.spans.is_balanced(), || format!("{:#?}", h.spans))?;
     check(stored == h.spans.exported, || {

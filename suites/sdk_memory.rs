@@ -59,7 +59,7 @@ fn spans_that_never_end_lose_their_metadata_after_the_ttl(metrics: &rh::Metrics)
     let ttl = Duration::from_millis(300);
     let client = sdk::reference(&backend, |c, _| c.metadata_ttl_ms = ttl.as_millis() as u64)?;
     hung_span_metadata_is_released(&*client, ttl, metrics)?;
-    let h = client.shutdown();
+    let h = sdk::finish(&*client, metrics);
     check(h.spans.ended == 501 && h.spans.is_balanced(), || format!("{:#?}", h.spans))
 }
 
@@ -70,7 +70,7 @@ fn metadata_without_a_ttl_is_caught(metrics: &rh::Metrics) -> Result<(), String>
     let backend = sdk::backend()?;
     let client = sdk::reference(&backend, |c, _| c.metadata_ttl_ms = 24 * 3600 * 1000)?;
     let caught = hung_span_metadata_is_released(&*client, Duration::from_millis(300), metrics).is_err();
-    client.shutdown();
+    sdk::finish(&*client, metrics);
     check(caught, || "metadata that never expires passed the TTL check".into())
 }
 
@@ -99,7 +99,7 @@ fn twenty_thousand_rapid_spans_keep_metadata_within_the_cap(metrics: &rh::Metric
     // Unbounded, the second 10,000 would add 80 MB of metadata; the spans alone are far less.
     check(grown < 40_000_000, || format!("the second 10,000 spans grew the heap by {grown} bytes"))?;
     open.into_iter().for_each(|span| span.end());
-    let h = client.shutdown();
+    let h = sdk::finish(&*client, metrics);
     check(h.metadata.held == 0 && h.spans.ended == 20_000, || format!("{h:#?}"))
 }
 
@@ -130,7 +130,7 @@ fn ten_thousand_evaluations_with_no_worker_stay_bounded(metrics: &rh::Metrics) -
     // Kept, the 8,000 would be over 16 MB.
     check(grown < 1_000_000, || format!("offering 8,000 evaluations to a full queue grew the heap by {grown} bytes"))?;
     gate.open();
-    let h = client.shutdown().side;
+    let h = sdk::finish(&*client, metrics).side;
     let stored = sdk::side_stats(&backend, "evaluations")?["accepted"].as_u64();
     check(stored == Some(taken) && h.evaluations_sent == taken, || format!("stored {stored:?}, {h:#?}"))
 }
