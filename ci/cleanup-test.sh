@@ -13,17 +13,10 @@ trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$work"' EXIT
 
 CLEANUP_TEST_KEY=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
 export CLEANUP_TEST_KEY
-cargo build --locked -q -p testbed --bin testbed
-target/debug/testbed serve --listen 127.0.0.1:0 --auth-token-env CLEANUP_TEST_KEY >"$work/serve.log" 2>&1 &
-pid=$!
-base=""
-for _ in $(seq 1 600); do
-  base=$(sed -n 's/^testbed listening on //p' "$work/serve.log")
-  [ -n "$base" ] && break
-  kill -0 "$pid" 2>/dev/null || fail "testbed serve exited: $(cat "$work/serve.log")"
-  sleep 0.1
-done
-[ -n "$base" ] || fail "testbed serve did not start"
+# shellcheck source=ci/testbed.sh
+. ci/testbed.sh
+start_testbed "$work/serve.log" --auth-token-env CLEANUP_TEST_KEY
+pid=$testbed_pid base=$testbed_base
 
 now=$(date +%s)
 old1="e2e-reliability-$((now - 30 * 3600))-0123abcd"

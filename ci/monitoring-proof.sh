@@ -21,17 +21,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
-cargo build --locked -q -p testbed --bin testbed -p reliability-load --bin load
-target/debug/testbed serve --listen 127.0.0.1:0 >"$work/testbed.log" 2>&1 &
-testbed_pid=$!
-base=""
-for _ in $(seq 1 600); do
-  base=$(sed -n 's/^testbed listening on //p' "$work/testbed.log")
-  [ -n "$base" ] && break
-  kill -0 "$testbed_pid" 2>/dev/null || fail "testbed serve exited: $(cat "$work/testbed.log")"
-  sleep 0.1
-done
-[ -n "$base" ] || fail "testbed serve did not start: $(cat "$work/testbed.log")"
+cargo build --locked -q -p reliability-load --bin load
+# shellcheck source=ci/testbed.sh
+. ci/testbed.sh
+start_testbed "$work/testbed.log"
+base=$testbed_base
 
 eval "$("$PYTHON" monitoring/stack.py start "$work/stack" --interval 1s --testbed "${base#http://}" --env)"
 echo "stack: prometheus $STACK_PROMETHEUS_URL, pushgateway $STACK_PUSHGATEWAY_URL, testbed $base"

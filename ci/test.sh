@@ -90,20 +90,14 @@ cargo test --locked --test reliability -- --include chaos
 # The remote-target path for real: a second testbed started standalone, with an API key,
 # and the e2e suite pointed at it through [target] remote (here by environment variables).
 step "main job against a remote target (testbed serve on loopback, with an API key)"
-cargo build --locked -p testbed --bin testbed
 serve_log=$(mktemp)
 RELIABILITY_REMOTE_KEY=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
 export RELIABILITY_REMOTE_KEY
-target/debug/testbed serve --listen 127.0.0.1:0 --auth-token-env RELIABILITY_REMOTE_KEY >"$serve_log" 2>&1 &
-serve_pid=$!
+# shellcheck source=ci/testbed.sh
+. ci/testbed.sh
+start_testbed "$serve_log" --auth-token-env RELIABILITY_REMOTE_KEY
+serve_pid=$testbed_pid base=$testbed_base
 trap 'kill "$serve_pid" 2>/dev/null || true' EXIT
-base=""
-for _ in $(seq 1 100); do
-  base=$(sed -n 's/^testbed listening on //p' "$serve_log")
-  [ -n "$base" ] && break
-  sleep 0.1
-done
-[ -n "$base" ] || fail "testbed serve did not start: $(cat "$serve_log")"
 remote_log=$(mktemp)
 RELIABILITY_TARGET=remote \
 RELIABILITY_TARGET_ENDPOINT="$base/v1/traces" \

@@ -546,7 +546,7 @@ impl CountingHttpClient {
     async fn send_with_retries(&self, request: Request<Bytes>) -> Result<Response<Bytes>, HttpError> {
         let (parts, body) = request.into_parts();
         let first = std::time::Instant::now();
-        let mut seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        let mut jitter = retry::Jitter::from_clock();
         let mut attempt = 1;
         loop {
             let mut again =
@@ -557,20 +557,13 @@ impl CountingHttpClient {
             let request = again.body(body.clone())?;
             let result = self.inner.send_bytes(request).await;
             let outcome = match &result {
-                Ok(r) if r.status().is_success() => retry::Outcome::Success,
-                Ok(r) => retry::Outcome::Status {
-                    code: r.status().as_u16(),
-                    retry_after: r
-                        .headers()
-                        .get("retry-after")
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| retry::parse_retry_after(v, std::time::SystemTime::now())),
-                },
+                Ok(r) => retry::outcome(
+                    Some(r.status().as_u16()),
+                    r.headers().get("retry-after").and_then(|v| v.to_str().ok()),
+                ),
                 Err(_) => retry::Outcome::Network,
             };
-            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
-            let unit = (seed >> 75) as f64 / (1u64 << 53) as f64;
-            match self.retry.next_wait(attempt, &outcome, first.elapsed(), unit) {
+            match self.retry.next_wait(attempt, &outcome, first.elapsed(), jitter.unit()) {
                 Some(wait) => {
                     self.counters.export_retries.fetch_add(1, Ordering::SeqCst);
                     // The batch processor runs exports on a thread of its own.

@@ -60,6 +60,37 @@ impl Outcome {
     }
 }
 
+/// Full jitter's random numbers: SplitMix64 seeded from the clock (nothing here needs more).
+#[derive(Clone, Debug)]
+pub struct Jitter(u64);
+
+impl Jitter {
+    /// Seeded from the time now.
+    pub fn from_clock() -> Jitter {
+        Jitter(SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64))
+    }
+
+    /// A uniform number in 0..1.
+    pub fn unit(&mut self) -> f64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// What an HTTP answer (or its absence) was, for the policy.
+pub fn outcome(status: Option<u16>, retry_after: Option<&str>) -> Outcome {
+    match status {
+        Some(code) if (200..300).contains(&code) => Outcome::Success,
+        Some(code) => {
+            Outcome::Status { code, retry_after: retry_after.and_then(|v| parse_retry_after(v, SystemTime::now())) }
+        }
+        None => Outcome::Network,
+    }
+}
+
 /// Reads a `Retry-After` value: delta-seconds or an HTTP date (relative to `now`).
 pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     let value = value.trim();

@@ -29,13 +29,13 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::ExportGate;
-use crate::retry::{Outcome, RetryPolicy, parse_retry_after};
+use crate::retry::{self, Jitter, Outcome, RetryPolicy};
 
 /// Settings of the side channels.
 #[derive(Clone, Debug)]
@@ -436,8 +436,7 @@ fn send_with_retries(shared: &Shared, endpoint: &str, body: &Value) -> bool {
     let url = format!("{}/{endpoint}", config.base_url.trim_end_matches('/'));
     let body = body.to_string();
     let first = Instant::now();
-    // Full jitter's random numbers: a SplitMix64 seeded from the clock (no need for crypto).
-    let mut seed = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+    let mut jitter = Jitter::from_clock();
     for attempt in 1.. {
         if shared.abandon.load(Ordering::SeqCst) {
             return false;
@@ -460,9 +459,7 @@ fn send_with_retries(shared: &Shared, endpoint: &str, body: &Value) -> bool {
             shared.counters.logged.fetch_add(1, Ordering::SeqCst);
             tracing::warn!(target: "reliability_client::side", "side channel {key}: the first such answer (later ones are counted, not logged)");
         }
-        seed = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let unit = (splitmix(seed) >> 11) as f64 / (1u64 << 53) as f64;
-        match config.retry.next_wait(attempt, &outcome, first.elapsed(), unit) {
+        match config.retry.next_wait(attempt, &outcome, first.elapsed(), jitter.unit()) {
             Some(wait) => {
                 shared.counters.retries.fetch_add(1, Ordering::SeqCst);
                 std::thread::sleep(wait);
@@ -473,12 +470,6 @@ fn send_with_retries(shared: &Shared, endpoint: &str, body: &Value) -> bool {
     false
 }
 
-fn splitmix(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
 fn post(shared: &Shared, url: &str, body: &str) -> Outcome {
     let http = lock(&shared.http).clone();
     let Some(http) = http else { return Outcome::Network };
@@ -487,15 +478,10 @@ fn post(shared: &Shared, url: &str, body: &str) -> Outcome {
         request = request.header(name, value);
     }
     match request.send() {
-        Ok(response) if response.status().is_success() => Outcome::Success,
-        Ok(response) => Outcome::Status {
-            code: response.status().as_u16(),
-            retry_after: response
-                .headers()
-                .get("retry-after")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| parse_retry_after(v, SystemTime::now())),
-        },
+        Ok(response) => {
+            let retry_after = response.headers().get("retry-after").and_then(|v| v.to_str().ok());
+            retry::outcome(Some(response.status().as_u16()), retry_after)
+        }
         Err(_) => Outcome::Network,
     }
 }

@@ -20,17 +20,10 @@ pub(super) async fn trace(
             Ok(json(200, &plan))
         }
         Method::PUT => {
-            let body = match Limited::new(request.into_body(), 1 << 20).collect().await {
-                Ok(body) => body.to_bytes(),
-                Err(e) => return Ok(json_error(400, &format!("could not read the plan: {e}"))),
-            };
-            let plan: FaultPlan = match serde_json::from_slice(&body) {
+            let plan = match read_plan(request).await {
                 Ok(plan) => plan,
-                Err(e) => return Ok(json_error(400, &format!("invalid fault plan: {e}"))),
+                Err(refused) => return Ok(refused),
             };
-            if let Err(e) = plan.validate() {
-                return Ok(json_error(400, &e.to_string()));
-            }
             let active = (ActivePlan::new(plan), Instant::now());
             let mut plans = lock(&state.plans);
             match project {
@@ -63,17 +56,10 @@ pub(super) async fn side(state: &State, method: &Method, channel: Channel, reque
             Ok(json(200, &plans.side.get(&channel).map(|(a, _)| a.plan().clone())))
         }
         Method::PUT => {
-            let body = match Limited::new(request.into_body(), 1 << 20).collect().await {
-                Ok(body) => body.to_bytes(),
-                Err(e) => return Ok(json_error(400, &format!("could not read the plan: {e}"))),
-            };
-            let plan: FaultPlan = match serde_json::from_slice(&body) {
+            let plan = match read_plan(request).await {
                 Ok(plan) => plan,
-                Err(e) => return Ok(json_error(400, &format!("invalid fault plan: {e}"))),
+                Err(refused) => return Ok(refused),
             };
-            if let Err(e) = plan.validate() {
-                return Ok(json_error(400, &e.to_string()));
-            }
             let trace_only = plan
                 .rules
                 .iter()
@@ -95,4 +81,16 @@ pub(super) async fn side(state: &State, method: &Method, channel: Channel, reque
         }
         _ => Ok(json_error(405, "faults take GET, PUT or DELETE")),
     }
+}
+
+/// A plan from a request body: read (at most 1 MiB), parsed and validated; else the 400.
+async fn read_plan(request: Request<Incoming>) -> Result<FaultPlan, Response<Full<Bytes>>> {
+    let body = match Limited::new(request.into_body(), 1 << 20).collect().await {
+        Ok(body) => body.to_bytes(),
+        Err(e) => return Err(json_error(400, &format!("could not read the plan: {e}"))),
+    };
+    let plan: FaultPlan =
+        serde_json::from_slice(&body).map_err(|e| json_error(400, &format!("invalid fault plan: {e}")))?;
+    plan.validate().map_err(|e| json_error(400, &e.to_string()))?;
+    Ok(plan)
 }

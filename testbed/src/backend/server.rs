@@ -627,15 +627,7 @@ async fn ingest_request(state: Arc<State>, request: Request<Incoming>) -> Answer
         Some(Action::Hang { ms }) => {
             reject_all(&state, &entry, &batches, "hang");
             entry.rejected_reason = Some("hang".into());
-            // hyper drops this future when the client gives up: the guard still records the
-            // request, with how long the client waited.
-            let _record = RecordOnDrop { state: Arc::clone(&state), entry: Some(entry), started };
-            let mut shutdown = state.shutdown.clone();
-            tokio::select! {
-                _ = tokio::time::sleep(Duration::from_millis(ms.unwrap_or(60_000))) => {}
-                _ = shutdown.changed() => {}
-            }
-            return Err(CloseConnection);
+            return hang(state, entry, started, ms).await;
         }
         _ => {}
     }
@@ -684,6 +676,19 @@ async fn ingest_request(state: Arc<State>, request: Request<Incoming>) -> Answer
 }
 
 /// Writes a ledger entry when dropped, whether the request finished or was abandoned.
+/// Holds a request unanswered until `ms` (default 60 s) pass or the server shuts down, then
+/// closes the connection. hyper drops this future when the client gives up first: the guard
+/// still records the request, with how long the client waited.
+async fn hang(state: Arc<State>, entry: LedgerEntry, started: Instant, ms: Option<u64>) -> Answer {
+    let _record = RecordOnDrop { state: Arc::clone(&state), entry: Some(entry), started };
+    let mut shutdown = state.shutdown.clone();
+    tokio::select! {
+        _ = tokio::time::sleep(Duration::from_millis(ms.unwrap_or(60_000))) => {}
+        _ = shutdown.changed() => {}
+    }
+    Err(CloseConnection)
+}
+
 struct RecordOnDrop {
     state: Arc<State>,
     entry: Option<LedgerEntry>,

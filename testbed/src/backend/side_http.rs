@@ -60,13 +60,7 @@ pub(super) async fn receive(state: Arc<State>, channel: Channel, request: Reques
         }
         Some(Action::Hang { ms }) => {
             reject(&state, &mut entry, "hang".into());
-            let _record = RecordOnDrop { state: Arc::clone(&state), entry: Some(entry), started };
-            let mut shutdown = state.shutdown.clone();
-            tokio::select! {
-                _ = tokio::time::sleep(Duration::from_millis(ms.unwrap_or(60_000))) => {}
-                _ = shutdown.changed() => {}
-            }
-            return Err(CloseConnection);
+            return hang(state, entry, started, ms).await;
         }
         // Refused when the plan is set: partial success and slow reads are trace-ingest faults.
         Some(Action::PartialSuccess { .. } | Action::SlowRead { .. }) | None => {}
