@@ -9,45 +9,55 @@
 //! ended           spans whose on_end reached the processor before shutdown  (processor wrapper)
 //! exported        spans in batches the backend answered 2xx, minus rejected  (exporter wrapper)
 //! rejected        partial_success.rejected_spans of those answers            (HTTP client wrapper)
-//! failed          spans in batches whose export returned an error            (exporter wrapper)
-//! dropped         spans the SDK's queue refused (full)                       (the SDK's own count)
+//! failed          spans in batches whose export returned an error or whose   (exporter wrapper)
+//!                 exporter panicked, or left to an export thread that died
+//! dropped         spans refused by the full queue, as it happens             (processor wrapper)
+//!                 plus the SDK's own count, read at shutdown (0: see below)
 //! in_export       spans in an export call that had not returned              (exporter gauge)
-//! queued          spans still in the SDK's queue when shutdown gave up       (remainder; see below)
+//! queued          spans forwarded to the SDK's queue, not yet handed on      (processor + exporter)
 //! after_shutdown  spans ended after shutdown began; not passed on            (processor wrapper)
 //!
 //! ended = exported + rejected + failed + dropped + in_export + queued
 //! ```
 //!
-//! The SDK keeps its drop count private and reports it only in its own log at shutdown
-//! (`BatchSpanProcessor.SpansDropped`, through `tracing`); the processor wrapper reads that
-//! event with a dispatcher scoped to the shutdown call, which passes every other event on to
-//! the application's subscriber. After a completed shutdown the SDK's queue is empty, so
-//! `queued` is 0 and the identity checks every counter against the others. When shutdown
-//! gives up (a backend that never answers), `queued` is what is left over and only the
-//! exporter's side is checked; [`Accounting::shutdown_completed`] says which.
+//! The SDK drops spans silently when its queue is full and keeps the count private until
+//! shutdown (its own log, `BatchSpanProcessor.SpansDropped`) — the analysis's third critical
+//! problem. So the processor wrapper bounds the queue itself: a span that would make `queued`
+//! exceed `max_queue_size` is dropped and counted at once (logged once), so the SDK's own
+//! queue, as large, never overflows. Health is visible while the pipeline runs
+//! ([`Pipeline::metrics`], [`serve`]): queue length and utilisation, drops and failures by
+//! reason, export durations, the last export's age. The SDK's shutdown log is still read
+//! (a dispatcher scoped to the shutdown call, passing every other event on), so a drop the
+//! SDK made anyway is counted. After a completed shutdown `queued` must be 0.
 //!
+//! A panicking exporter is caught: its batch is counted failed and the export thread lives on.
+//! If the export thread dies anyway, what it held is counted failed and so is every span after.
 //! Shutdown is bounded: if the exporter hangs, shutdown returns after its bound.
 
+mod accounting;
+mod capture;
+mod exporter;
 pub mod metadata;
+mod processor;
 pub mod retry;
 pub mod sdk;
+pub mod serve;
 pub mod side;
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, PoisonError, RwLock};
+pub use accounting::{Accounting, render_metrics};
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::Duration;
 
-use opentelemetry::Context;
-use opentelemetry_http::{Bytes, HttpClient, HttpError, Request, Response};
 use opentelemetry_otlp::{Compression, Protocol, WithExportConfig, WithHttpConfig};
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::error::OTelSdkResult;
-use opentelemetry_sdk::trace::{
-    BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider, Span, SpanData, SpanExporter, SpanProcessor,
-};
-use prost::Message;
+use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider};
 use serde::{Deserialize, Serialize};
+
+use accounting::Counters;
+use exporter::{CountingExporter, CountingHttpClient};
+use processor::CountingProcessor;
 
 /// How the pipeline is built. Defaults are the SDK's (batch 512, delay 5 s, export timeout
 /// 30 s) but for the queue, 8,192 spans as the SDK reliability analysis recommends (the SDK's
@@ -83,6 +93,10 @@ pub struct ClientConfig {
     /// exponential backoff and full jitter, honouring `Retry-After`, within the export
     /// timeout ([`retry::RetryPolicy`]).
     pub export_max_attempts: u32,
+    /// Longest attribute value, bytes: longer strings are cut (at a character boundary) and
+    /// arrays to the elements that fit, each counted (0: no limit). The OpenTelemetry
+    /// specification's attribute value length limit, extended to arrays.
+    pub max_attribute_bytes: usize,
     /// Span metadata entries held at most ([`metadata::SpanMetadata`]).
     pub metadata_capacity: usize,
     /// Span metadata not written or read for this long is removed, milliseconds.
@@ -109,6 +123,7 @@ impl std::fmt::Debug for ClientConfig {
             .field("export_timeout_ms", &self.export_timeout_ms)
             .field("shutdown_timeout_ms", &self.shutdown_timeout_ms)
             .field("export_max_attempts", &self.export_max_attempts)
+            .field("max_attribute_bytes", &self.max_attribute_bytes)
             .field("metadata_capacity", &self.metadata_capacity)
             .field("metadata_ttl_ms", &self.metadata_ttl_ms)
             .field("service_name", &self.service_name)
@@ -126,6 +141,16 @@ pub struct Hooks {
     pub lose_spans: u64,
     /// Every export waits until this gate is opened.
     pub export_gate: Option<ExportGate>,
+    /// The first this many exports fail as a serializing exporter's would, sending nothing.
+    pub export_errors: u64,
+    /// The next this many exports panic inside the exporter (caught: counted failed).
+    pub export_panics: u64,
+    /// The first export panics where nothing catches it: the export thread dies.
+    pub crash_export_thread: bool,
+    /// The fix for silent drops switched off: no bound of the pipeline's own in front of the
+    /// SDK's queue, which drops silently and says how many only at shutdown (the analysed
+    /// SDK). The suites must catch this.
+    pub sdk_queue_only: bool,
 }
 
 /// A gate that export calls wait at until it is opened (see [`Hooks::export_gate`]).
@@ -184,6 +209,7 @@ impl Default for ClientConfig {
             export_timeout_ms: 30_000,
             shutdown_timeout_ms: 10_000,
             export_max_attempts: 1,
+            max_attribute_bytes: 65_536,
             metadata_capacity: 10_000,
             metadata_ttl_ms: 300_000,
             service_name: "unknown_service".into(),
@@ -221,7 +247,8 @@ impl ClientConfig {
     /// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` (as given) or `OTEL_EXPORTER_OTLP_ENDPOINT`
     /// (`/v1/traces` appended), `OTEL_EXPORTER_OTLP_PROTOCOL` (`http/protobuf`, `http/json`),
     /// `OTEL_EXPORTER_OTLP_COMPRESSION` (`gzip`, `none`), `OTEL_EXPORTER_OTLP_HEADERS`
-    /// (`k=v,k2=v2`), `OTEL_EXPORTER_OTLP_TIMEOUT` (ms).
+    /// (`k=v,k2=v2`), `OTEL_EXPORTER_OTLP_TIMEOUT` (ms), `OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT`
+    /// or `OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT` (bytes).
     pub fn with_env(mut self, env: &dyn Fn(&str) -> Option<String>) -> Result<ClientConfig, ClientError> {
         let get = |var: &'static str| env(var).filter(|v| !v.trim().is_empty()).map(|v| (var, v));
         let number = |(var, value): (&'static str, String)| {
@@ -238,6 +265,11 @@ impl ClientConfig {
         }
         if let Some(v) = get("OTEL_BSP_EXPORT_TIMEOUT").or_else(|| get("OTEL_EXPORTER_OTLP_TIMEOUT")) {
             self.export_timeout_ms = number(v)?;
+        }
+        if let Some(v) =
+            get("OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT").or_else(|| get("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT"))
+        {
+            self.max_attribute_bytes = number(v)? as usize;
         }
         if let Some((_, v)) = get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") {
             self.endpoint = v;
@@ -274,339 +306,6 @@ impl ClientConfig {
     }
 }
 
-#[derive(Debug, Default)]
-struct Counters {
-    ended: AtomicU64,
-    after_shutdown: AtomicU64,
-    /// The SDK's own drop count, read from its shutdown log.
-    dropped: AtomicU64,
-    handed_to_exporter: AtomicU64,
-    exported_ok: AtomicU64,
-    failed: AtomicU64,
-    in_export: AtomicU64,
-    rejected: AtomicU64,
-    /// Export requests sent again after a retryable failure.
-    export_retries: AtomicU64,
-    shutting_down: AtomicBool,
-    shutdown_completed: AtomicBool,
-    /// Duration of each export call, microseconds (bounded: the first 100,000).
-    export_micros: Mutex<Vec<u64>>,
-}
-
-/// Where every span went. Each figure is counted where it happens (see the module docs).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct Accounting {
-    /// Spans ended before shutdown.
-    pub ended: u64,
-    /// Accepted by the backend (2xx, not rejected).
-    pub exported: u64,
-    /// Rejected by the backend through `partial_success`.
-    pub rejected: u64,
-    /// In batches whose export failed (error status, timeout, connection).
-    pub failed: u64,
-    /// Refused by the SDK's full queue (the SDK's own count).
-    pub dropped: u64,
-    /// In an export call that had not returned when shutdown gave up (a hanging backend).
-    pub in_export: u64,
-    /// Still in the SDK's queue when shutdown gave up: the remainder, 0 after a completed
-    /// shutdown.
-    pub queued: u64,
-    /// Ended after shutdown began; not exported.
-    pub after_shutdown: u64,
-    /// Shutdown finished within its bound: the queue was drained and every export returned.
-    pub shutdown_completed: bool,
-    /// Export requests sent again after a retryable failure (not spans: not in the identity).
-    pub export_retries: u64,
-}
-
-impl Accounting {
-    /// `ended = exported + rejected + failed + dropped + in_export + queued`.
-    pub fn is_balanced(&self) -> bool {
-        self.unaccounted() == 0
-    }
-
-    /// Spans ended but found in no other term (negative: counted twice).
-    pub fn unaccounted(&self) -> i64 {
-        let placed = self.exported + self.rejected + self.failed + self.dropped + self.in_export + self.queued;
-        self.ended as i64 - placed as i64
-    }
-
-    fn from(c: &Counters) -> Accounting {
-        let ended = c.ended.load(Ordering::SeqCst);
-        let handed = c.handed_to_exporter.load(Ordering::SeqCst);
-        let ok = c.exported_ok.load(Ordering::SeqCst);
-        let rejected = c.rejected.load(Ordering::SeqCst).min(ok);
-        let dropped = c.dropped.load(Ordering::SeqCst);
-        let completed = c.shutdown_completed.load(Ordering::SeqCst);
-        Accounting {
-            ended,
-            exported: ok - rejected,
-            rejected,
-            failed: c.failed.load(Ordering::SeqCst),
-            dropped,
-            in_export: c.in_export.load(Ordering::SeqCst),
-            // Only when shutdown gave up is anything legitimately left in the queue.
-            queued: if completed { 0 } else { ended.saturating_sub(dropped + handed) },
-            after_shutdown: c.after_shutdown.load(Ordering::SeqCst),
-            shutdown_completed: completed,
-            export_retries: c.export_retries.load(Ordering::SeqCst),
-        }
-    }
-}
-
-/// Counts spans reaching the processor, and reads the SDK's drop count at shutdown.
-#[derive(Debug)]
-struct CountingProcessor<P> {
-    inner: P,
-    counters: Arc<Counters>,
-    /// Cleared of a span's entry when the span ends.
-    metadata: Arc<metadata::SpanMetadata>,
-    /// Read by `on_end` while it counts and forwards a span, written once by shutdown: no span
-    /// is counted as ended after the SDK has reported its drop count.
-    ending: RwLock<()>,
-}
-
-impl<P: SpanProcessor> SpanProcessor for CountingProcessor<P> {
-    fn on_start(&self, span: &mut Span, cx: &Context) {
-        self.inner.on_start(span, cx);
-    }
-
-    fn on_end(&self, span: SpanData) {
-        let _ending = self.ending.read().unwrap_or_else(PoisonError::into_inner);
-        if self.counters.shutting_down.load(Ordering::SeqCst) {
-            self.counters.after_shutdown.fetch_add(1, Ordering::SeqCst);
-            return;
-        }
-        self.counters.ended.fetch_add(1, Ordering::SeqCst);
-        self.metadata.end(span.span_context.trace_id(), span.span_context.span_id());
-        self.inner.on_end(span);
-    }
-
-    fn force_flush(&self) -> OTelSdkResult {
-        self.inner.force_flush()
-    }
-
-    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
-        {
-            let _closed = self.ending.write().unwrap_or_else(PoisonError::into_inner);
-            self.counters.shutting_down.store(true, Ordering::SeqCst);
-        }
-        let capture = DropCountCapture::around_current(Arc::clone(&self.counters));
-        tracing::dispatcher::with_default(&tracing::Dispatch::new(capture), || {
-            self.inner.shutdown_with_timeout(timeout)
-        })
-    }
-
-    fn set_resource(&mut self, resource: &Resource) {
-        self.inner.set_resource(resource);
-    }
-}
-
-/// A `tracing` subscriber, scoped to the shutdown call, that reads the SDK's
-/// `BatchSpanProcessor.SpansDropped` event and passes everything on to the dispatcher that was
-/// in effect (the application's, or none).
-struct DropCountCapture {
-    inner: tracing::Dispatch,
-    counters: Arc<Counters>,
-}
-
-const SDK_DROPS_EVENT: &str = "BatchSpanProcessor.SpansDropped";
-
-impl DropCountCapture {
-    fn around_current(counters: Arc<Counters>) -> DropCountCapture {
-        DropCountCapture { inner: tracing::dispatcher::get_default(|d| d.clone()), counters }
-    }
-
-    fn is_drop_count(metadata: &tracing::Metadata<'_>) -> bool {
-        metadata.is_event() && metadata.name() == SDK_DROPS_EVENT
-    }
-}
-
-impl tracing::field::Visit for &DropCountCapture {
-    fn record_u64(&mut self, field: &tracing::field::Field, value: u64) {
-        if field.name() == "dropped_span_count" {
-            self.counters.dropped.store(value, Ordering::SeqCst);
-        }
-    }
-
-    fn record_i64(&mut self, field: &tracing::field::Field, value: i64) {
-        self.record_u64(field, value.max(0) as u64);
-    }
-
-    fn record_debug(&mut self, _field: &tracing::field::Field, _value: &dyn std::fmt::Debug) {}
-}
-
-impl tracing::Subscriber for DropCountCapture {
-    fn register_callsite(&self, metadata: &'static tracing::Metadata<'static>) -> tracing::subscriber::Interest {
-        match Self::is_drop_count(metadata) {
-            true => tracing::subscriber::Interest::always(),
-            false => tracing::subscriber::Interest::sometimes(),
-        }
-    }
-
-    fn max_level_hint(&self) -> Option<tracing::level_filters::LevelFilter> {
-        // The level of the drop count event. The global filter is the most verbose of every
-        // dispatcher's hint, so the events the inner dispatcher wants still get here.
-        Some(tracing::level_filters::LevelFilter::WARN)
-    }
-
-    fn enabled(&self, metadata: &tracing::Metadata<'_>) -> bool {
-        Self::is_drop_count(metadata) || self.inner.enabled(metadata)
-    }
-
-    fn new_span(&self, span: &tracing::span::Attributes<'_>) -> tracing::span::Id {
-        self.inner.new_span(span)
-    }
-
-    fn record(&self, span: &tracing::span::Id, values: &tracing::span::Record<'_>) {
-        self.inner.record(span, values);
-    }
-
-    fn record_follows_from(&self, span: &tracing::span::Id, follows: &tracing::span::Id) {
-        self.inner.record_follows_from(span, follows);
-    }
-
-    fn event(&self, event: &tracing::Event<'_>) {
-        if Self::is_drop_count(event.metadata()) {
-            let mut visitor = self;
-            event.record(&mut visitor);
-        }
-        if self.inner.enabled(event.metadata()) {
-            self.inner.event(event);
-        }
-    }
-
-    fn enter(&self, span: &tracing::span::Id) {
-        self.inner.enter(span);
-    }
-
-    fn exit(&self, span: &tracing::span::Id) {
-        self.inner.exit(span);
-    }
-
-    fn clone_span(&self, id: &tracing::span::Id) -> tracing::span::Id {
-        self.inner.clone_span(id)
-    }
-
-    fn try_close(&self, id: tracing::span::Id) -> bool {
-        self.inner.try_close(id)
-    }
-}
-
-/// Counts spans handed to the exporter and how their export ended.
-#[derive(Debug)]
-struct CountingExporter<E> {
-    inner: E,
-    counters: Arc<Counters>,
-    hooks: Hooks,
-    /// `hooks.lose_spans` still to lose.
-    to_lose: AtomicU64,
-}
-
-impl<E: SpanExporter> SpanExporter for CountingExporter<E> {
-    async fn export(&self, mut batch: Vec<SpanData>) -> OTelSdkResult {
-        // A planted fault: spans vanish before anything counts them.
-        let lose = self.to_lose.load(Ordering::SeqCst).min(batch.len() as u64);
-        if lose > 0 {
-            self.to_lose.fetch_sub(lose, Ordering::SeqCst);
-            batch.drain(..lose as usize);
-        }
-        if let Some(gate) = &self.hooks.export_gate {
-            gate.wait();
-        }
-        let n = batch.len() as u64;
-        self.counters.handed_to_exporter.fetch_add(n, Ordering::SeqCst);
-        self.counters.in_export.fetch_add(n, Ordering::SeqCst);
-        let started = std::time::Instant::now();
-        let result = self.inner.export(batch).await;
-        if let Ok(mut micros) = self.counters.export_micros.lock()
-            && micros.len() < 100_000
-        {
-            micros.push(started.elapsed().as_micros() as u64);
-        }
-        match &result {
-            Ok(()) => self.counters.exported_ok.fetch_add(n, Ordering::SeqCst),
-            Err(_) => self.counters.failed.fetch_add(n, Ordering::SeqCst),
-        };
-        self.counters.in_export.fetch_sub(n, Ordering::SeqCst);
-        result
-    }
-
-    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
-        self.inner.shutdown_with_timeout(timeout)
-    }
-
-    fn set_resource(&mut self, resource: &Resource) {
-        self.inner.set_resource(resource);
-    }
-}
-
-impl CountingHttpClient {
-    /// Sends, and sends again under the retry policy (one try when it allows one).
-    async fn send_with_retries(&self, request: Request<Bytes>) -> Result<Response<Bytes>, HttpError> {
-        let (parts, body) = request.into_parts();
-        let first = std::time::Instant::now();
-        let mut jitter = retry::Jitter::from_clock();
-        let mut attempt = 1;
-        loop {
-            let mut again =
-                Request::builder().method(parts.method.clone()).uri(parts.uri.clone()).version(parts.version);
-            if let Some(headers) = again.headers_mut() {
-                headers.extend(parts.headers.iter().map(|(k, v)| (k.clone(), v.clone())));
-            }
-            let request = again.body(body.clone())?;
-            let result = self.inner.send_bytes(request).await;
-            let outcome = match &result {
-                Ok(r) => retry::outcome(
-                    Some(r.status().as_u16()),
-                    r.headers().get("retry-after").and_then(|v| v.to_str().ok()),
-                ),
-                Err(_) => retry::Outcome::Network,
-            };
-            match self.retry.next_wait(attempt, &outcome, first.elapsed(), jitter.unit()) {
-                Some(wait) => {
-                    self.counters.export_retries.fetch_add(1, Ordering::SeqCst);
-                    // The batch processor runs exports on a thread of its own.
-                    std::thread::sleep(wait);
-                    attempt += 1;
-                }
-                None => return result,
-            }
-        }
-    }
-}
-
-/// Reads `partial_success.rejected_spans` from each successful answer.
-#[derive(Debug)]
-struct CountingHttpClient {
-    inner: reqwest::blocking::Client,
-    counters: Arc<Counters>,
-    retry: retry::RetryPolicy,
-}
-
-#[async_trait::async_trait]
-impl HttpClient for CountingHttpClient {
-    async fn send_bytes(&self, request: Request<Bytes>) -> Result<Response<Bytes>, HttpError> {
-        let response = self.send_with_retries(request).await?;
-        if response.status().is_success() && !response.body().is_empty() {
-            let json = response
-                .headers()
-                .get("content-type")
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|v| v.starts_with("application/json"));
-            let decoded = if json {
-                serde_json::from_slice::<ExportTraceServiceResponse>(response.body()).ok()
-            } else {
-                ExportTraceServiceResponse::decode(response.body().as_ref()).ok()
-            };
-            if let Some(rejected) = decoded.and_then(|r| r.partial_success).map(|p| p.rejected_spans.max(0) as u64) {
-                self.counters.rejected.fetch_add(rejected, Ordering::SeqCst);
-            }
-        }
-        Ok(response)
-    }
-}
-
 /// A running pipeline.
 #[derive(Debug)]
 pub struct Pipeline {
@@ -633,7 +332,7 @@ impl Pipeline {
     }
 
     fn build(config: &ClientConfig) -> Result<Pipeline, ClientError> {
-        let counters = Arc::new(Counters::default());
+        let counters = Arc::new(Counters::new(config.max_queue_size as u64));
         let build_error = |reason: String| ClientError::Build { endpoint: config.endpoint.clone(), reason };
         let http = reqwest::blocking::Client::builder()
             .timeout(Duration::from_millis(config.export_timeout_ms))
@@ -667,12 +366,7 @@ impl Pipeline {
             .with_max_export_batch_size(config.max_export_batch_size)
             .with_scheduled_delay(Duration::from_millis(config.scheduled_delay_ms))
             .build();
-        let exporter = CountingExporter {
-            inner: exporter,
-            counters: Arc::clone(&counters),
-            hooks: config.hooks.clone(),
-            to_lose: AtomicU64::new(config.hooks.lose_spans),
-        };
+        let exporter = CountingExporter::new(exporter, Arc::clone(&counters), config.hooks.clone());
         let processor = BatchSpanProcessor::builder(exporter).with_batch_config(batch).build();
         let metadata = Arc::new(metadata::SpanMetadata::new(metadata::MetadataLimits {
             capacity: config.metadata_capacity,
@@ -682,7 +376,8 @@ impl Pipeline {
             inner: processor,
             counters: Arc::clone(&counters),
             metadata: Arc::clone(&metadata),
-            ending: RwLock::new(()),
+            bound_queue: !config.hooks.sdk_queue_only,
+            max_attribute_bytes: config.max_attribute_bytes,
         };
         let provider = SdkTracerProvider::builder()
             .with_span_processor(processor)
@@ -745,42 +440,23 @@ impl Pipeline {
         (Accounting::from(&self.counters), latencies(&self.counters))
     }
 
-    /// The accounting as Prometheus text (`testbed_client_spans_total{outcome}`), via the
-    /// `prometheus` crate.
+    /// The pipeline's health as Prometheus text, via the `prometheus` crate: the accounting
+    /// ([`render_metrics`]) and the export-duration histogram.
     pub fn metrics(&self) -> String {
-        render_metrics(&self.accounting())
+        let registry = prometheus::Registry::new();
+        self.register_metrics(&registry);
+        accounting::encode(&registry)
+    }
+
+    /// Adds the pipeline's health to `registry` (see [`Pipeline::metrics`]).
+    pub fn register_metrics(&self, registry: &prometheus::Registry) {
+        accounting::register_accounting(registry, &self.accounting(), accounting::now_unix_ms());
+        accounting::register_export_histogram(registry, &self.counters);
     }
 }
 
 fn latencies(counters: &Counters) -> Vec<Duration> {
     counters.export_micros.lock().map(|m| m.iter().map(|us| Duration::from_micros(*us)).collect()).unwrap_or_default()
-}
-
-/// Renders an accounting as Prometheus text.
-pub fn render_metrics(a: &Accounting) -> String {
-    use prometheus::{Encoder, IntCounterVec, Opts, Registry, TextEncoder};
-    let registry = Registry::new();
-    let spans = IntCounterVec::new(
-        Opts::new("testbed_client_spans_total", "Spans of the client pipeline by where they went."),
-        &["outcome"],
-    )
-    .unwrap_or_else(|e| panic!("client metrics: {e}"));
-    let _ = registry.register(Box::new(spans.clone()));
-    for (outcome, n) in [
-        ("ended", a.ended),
-        ("exported", a.exported),
-        ("rejected", a.rejected),
-        ("failed", a.failed),
-        ("dropped", a.dropped),
-        ("in_export", a.in_export),
-        ("queued", a.queued),
-        ("after_shutdown", a.after_shutdown),
-    ] {
-        spans.with_label_values(&[outcome]).inc_by(n);
-    }
-    let mut out = Vec::new();
-    let _ = TextEncoder::new().encode(&registry.gather(), &mut out);
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]
@@ -816,61 +492,34 @@ mod tests {
 
     #[test]
     fn the_identity_holds_only_when_every_span_is_counted_somewhere() {
-        let c = Counters::default();
+        let c = Counters::new(0);
         c.ended.store(100, Ordering::SeqCst);
-        c.dropped.store(10, Ordering::SeqCst);
+        c.dropped_queue_full.store(10, Ordering::SeqCst);
         c.handed_to_exporter.store(90, Ordering::SeqCst);
         c.exported_ok.store(80, Ordering::SeqCst);
-        c.failed.store(10, Ordering::SeqCst);
+        c.failed_error.store(10, Ordering::SeqCst);
         c.rejected.store(3, Ordering::SeqCst);
         c.shutdown_completed.store(true, Ordering::SeqCst);
         let a = Accounting::from(&c);
         assert_eq!((a.exported, a.rejected, a.failed, a.dropped, a.in_export, a.queued), (77, 3, 10, 10, 0, 0));
         assert!(a.is_balanced());
         assert!(render_metrics(&a).contains("testbed_client_spans_total{outcome=\"dropped\"} 10"));
-        // One more span ended than any observer saw: after a completed shutdown nothing hides it.
+        // One more span ended than any observer saw: nothing hides it.
         c.ended.store(101, Ordering::SeqCst);
         assert_eq!(Accounting::from(&c).unaccounted(), 1);
-        // Shutdown gave up: what never reached the exporter is still queued.
+        // It is in the queue: balanced while running ...
+        c.queued.store(1, Ordering::SeqCst);
         c.shutdown_completed.store(false, Ordering::SeqCst);
-        c.in_export.store(5, Ordering::SeqCst);
-        c.exported_ok.store(75, Ordering::SeqCst);
+        assert!(Accounting::from(&c).is_balanced());
+        // ... but a shutdown that completed must have emptied the queue.
+        c.shutdown_completed.store(true, Ordering::SeqCst);
         let a = Accounting::from(&c);
-        assert_eq!((a.queued, a.in_export, a.unaccounted()), (1, 5, 0));
-    }
-
-    /// Counts the events it sees; stands in for an application's subscriber.
-    struct Counting(Arc<AtomicU64>);
-
-    impl tracing::Subscriber for Counting {
-        fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
-            true
-        }
-        fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
-            tracing::span::Id::from_u64(1)
-        }
-        fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
-        fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
-        fn event(&self, _: &tracing::Event<'_>) {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-        fn enter(&self, _: &tracing::span::Id) {}
-        fn exit(&self, _: &tracing::span::Id) {}
-    }
-
-    #[test]
-    fn the_sdk_drop_count_is_read_and_every_event_passed_on() {
-        let seen = Arc::new(AtomicU64::new(0));
-        let counters = Arc::new(Counters::default());
-        let app = tracing::Dispatch::new(Counting(Arc::clone(&seen)));
-        tracing::dispatcher::with_default(&app, || {
-            let capture = DropCountCapture::around_current(Arc::clone(&counters));
-            tracing::dispatcher::with_default(&tracing::Dispatch::new(capture), || {
-                tracing::warn!(name: "BatchSpanProcessor.SpansDropped", dropped_span_count = 7usize, max_queue_size = 64usize);
-                tracing::warn!(name: "Something.Else", value = 1u64);
-            });
-        });
-        assert_eq!(counters.dropped.load(Ordering::SeqCst), 7);
-        assert_eq!(seen.load(Ordering::SeqCst), 2, "the application's subscriber sees both events");
+        assert_eq!(a.unaccounted(), 0);
+        assert!(!a.is_balanced(), "a span left queued after a completed shutdown was lost");
+        // The SDK's own drops (known at shutdown) were forwarded into its queue: not queued.
+        c.dropped_sdk.store(1, Ordering::SeqCst);
+        let a = Accounting::from(&c);
+        assert_eq!((a.queued, a.dropped, a.dropped_sdk, a.unaccounted()), (0, 11, 1, 0));
+        assert!(a.is_balanced());
     }
 }

@@ -46,7 +46,14 @@ pub trait SdkUnderTest: Send + Sync {
     fn health(&self) -> SdkHealth;
     /// Sends what is left and stops, within the client's bound; the final counts.
     fn shutdown(&self) -> SdkHealth;
+    /// The client's health as Prometheus text now.
+    fn metrics(&self) -> String;
+    /// Where the client serves [`SdkUnderTest::metrics`] for scraping, if it does.
+    fn metrics_url(&self) -> Option<String>;
 }
+
+/// Upper bounds of the caller-overhead histogram, seconds: 1 µs to 10 ms.
+const CALLER_BUCKETS: [f64; 11] = [1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 1e-2];
 
 /// This crate's client: the pipeline ([`Pipeline`]) with its bounded metadata, and the side
 /// channels ([`SideChannels`]).
@@ -57,6 +64,9 @@ pub struct ReferenceSdk {
     metadata: std::sync::Arc<crate::metadata::SpanMetadata>,
     side: SideChannels,
     last: std::sync::Mutex<Option<Accounting>>,
+    /// What each call cost its caller (`reliability_client_caller_overhead_seconds{call}`).
+    overhead: prometheus::HistogramVec,
+    server: std::sync::Mutex<Option<crate::serve::MetricsServer>>,
 }
 
 impl ReferenceSdk {
@@ -65,19 +75,51 @@ impl ReferenceSdk {
         let pipeline = Pipeline::start(client)?;
         let tracer = pipeline.tracer("reliability-sdk");
         let metadata = pipeline.metadata_handle();
+        let overhead = prometheus::HistogramVec::new(
+            prometheus::HistogramOpts::new(
+                "reliability_client_caller_overhead_seconds",
+                "What each SDK call cost the calling thread.",
+            )
+            .buckets(CALLER_BUCKETS.to_vec()),
+            &["call"],
+        )
+        .map_err(|e| ClientError::Build { endpoint: client.endpoint.clone(), reason: e.to_string() })?;
         Ok(ReferenceSdk {
             pipeline: std::sync::Mutex::new(Some(pipeline)),
             tracer,
             metadata,
             side: SideChannels::start(side),
             last: std::sync::Mutex::new(None),
+            overhead,
+            server: std::sync::Mutex::new(None),
         })
+    }
+
+    /// Starts the reference client and serves its health at `listen` (e.g. `127.0.0.1:0`).
+    pub fn start_serving(
+        client: &ClientConfig,
+        side: SideConfig,
+        listen: &str,
+    ) -> Result<std::sync::Arc<ReferenceSdk>, ClientError> {
+        let sdk = std::sync::Arc::new(ReferenceSdk::start(client, side)?);
+        let weak = std::sync::Arc::downgrade(&sdk);
+        let render: crate::serve::Render =
+            std::sync::Arc::new(move || weak.upgrade().map(|sdk| sdk.metrics()).unwrap_or_default());
+        let server = crate::serve::MetricsServer::start(listen, render)
+            .map_err(|e| ClientError::Build { endpoint: listen.to_string(), reason: e.to_string() })?;
+        *sdk.server.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(server);
+        Ok(sdk)
+    }
+
+    fn observe(&self, call: &str, started: std::time::Instant) {
+        self.overhead.with_label_values(&[call]).observe(started.elapsed().as_secs_f64());
     }
 }
 
 struct ReferenceSpan {
     span: opentelemetry_sdk::trace::Span,
     metadata: std::sync::Arc<crate::metadata::SpanMetadata>,
+    overhead: prometheus::Histogram,
 }
 
 impl SdkSpan for ReferenceSpan {
@@ -99,22 +141,55 @@ impl SdkSpan for ReferenceSpan {
 
     fn end(mut self: Box<Self>) {
         use opentelemetry::trace::Span as _;
+        let started = std::time::Instant::now();
         self.span.end();
+        self.overhead.observe(started.elapsed().as_secs_f64());
     }
 }
 
 impl SdkUnderTest for ReferenceSdk {
     fn span(&self, name: &str) -> Box<dyn SdkSpan> {
         use opentelemetry::trace::Tracer as _;
-        Box::new(ReferenceSpan { span: self.tracer.start(name.to_string()), metadata: self.metadata.clone() })
+        let started = std::time::Instant::now();
+        let span = self.tracer.start(name.to_string());
+        self.observe("span_start", started);
+        let overhead = self.overhead.with_label_values(&["span_end"]);
+        Box::new(ReferenceSpan { span, metadata: self.metadata.clone(), overhead })
     }
 
     fn evaluate(&self, evaluation: Value) -> bool {
-        self.side.evaluate(evaluation)
+        let started = std::time::Instant::now();
+        let taken = self.side.evaluate(evaluation);
+        self.observe("evaluate", started);
+        taken
     }
 
     fn tag(&self, trace_id: &str, tags: &[&str]) -> usize {
-        self.side.tag(trace_id, tags)
+        let started = std::time::Instant::now();
+        let taken = self.side.tag(trace_id, tags);
+        self.observe("tag", started);
+        taken
+    }
+
+    fn metrics(&self) -> String {
+        let registry = prometheus::Registry::new();
+        {
+            let pipeline = self.pipeline.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            match pipeline.as_ref() {
+                Some(p) => p.register_metrics(&registry),
+                None => {
+                    let last = self.last.lock().map(|l| l.unwrap_or_default()).unwrap_or_default();
+                    crate::accounting::register_accounting(&registry, &last, crate::accounting::now_unix_ms());
+                }
+            }
+        }
+        let _ = registry.register(Box::new(self.overhead.clone()));
+        crate::side::register_metrics(&registry, &self.side.health());
+        crate::accounting::encode(&registry)
+    }
+
+    fn metrics_url(&self) -> Option<String> {
+        self.server.lock().unwrap_or_else(std::sync::PoisonError::into_inner).as_ref().map(|s| s.url())
     }
 
     fn health(&self) -> SdkHealth {

@@ -17,7 +17,7 @@
 //! Every item is counted where it happens, so these identities are checks that can fail:
 //!
 //! ```text
-//! evaluations: offered  = enqueued + dropped          enqueued = sent + failed + in_flight + unsent
+//! evaluations: offered  = enqueued + dropped + refused   enqueued = sent + failed + in_flight + unsent
 //! tags:        offered  = buffered + deduplicated + dropped
 //!              buffered = flushed + failed + in_flight + unsent
 //! ```
@@ -61,6 +61,12 @@ pub struct SideConfig {
     pub retry: RetryPolicy,
     /// Shutdown sends what is left within this bound, then gives up.
     pub shutdown_timeout: Duration,
+    /// An evaluation nested deeper than this (objects and arrays) is refused and counted:
+    /// serializing or dropping it would recurse that deep on the worker's stack.
+    pub max_evaluation_depth: usize,
+    /// An evaluation larger than this (strings, keys and 8 bytes a scalar) is refused and
+    /// counted.
+    pub max_evaluation_bytes: usize,
     /// Faults for tests.
     pub hooks: SideHooks,
 }
@@ -78,6 +84,8 @@ impl Default for SideConfig {
             request_timeout: Duration::from_secs(10),
             retry: RetryPolicy::default(),
             shutdown_timeout: Duration::from_secs(5),
+            max_evaluation_depth: 64,
+            max_evaluation_bytes: 1 << 20,
             hooks: SideHooks::default(),
         }
     }
@@ -91,6 +99,9 @@ pub struct SideHooks {
     /// The fix switched off: `evaluate` and `tag` send on the caller's thread and wait for the
     /// answer, as the analysed SDK did. The suites must catch this.
     pub synchronous: bool,
+    /// The first this many batches (evaluations or tags) panic while being sent: a crashing
+    /// worker. Caught: the batch is counted failed and the worker goes on.
+    pub panic_batches: u64,
 }
 
 /// The side channels' counts; see the module docs for the identities.
@@ -100,8 +111,10 @@ pub struct SideHealth {
     pub evaluations_offered: u64,
     /// Taken into the queue.
     pub evaluations_enqueued: u64,
-    /// Refused by the full queue.
+    /// Refused by the full queue (or after shutdown).
     pub evaluations_dropped: u64,
+    /// Refused as too deep or too large ([`SideConfig::max_evaluation_depth`], `_bytes`).
+    pub evaluations_refused: u64,
     /// In batches the API accepted (2xx).
     pub evaluations_sent: u64,
     /// In batches that failed for good.
@@ -128,6 +141,8 @@ pub struct SideHealth {
     pub tags_unsent: u64,
     /// Requests sent again after a retryable failure.
     pub retries: u64,
+    /// Batches whose sending panicked (caught; counted failed).
+    pub worker_panics: u64,
     /// Answers other than 2xx and network errors, by `endpoint status` (`network` for none).
     pub api_errors: BTreeMap<String, u64>,
     /// Log lines written about them: one per endpoint and status, however many there were.
@@ -141,6 +156,7 @@ struct Counters {
     evaluations_offered: AtomicU64,
     evaluations_enqueued: AtomicU64,
     evaluations_dropped: AtomicU64,
+    evaluations_refused: AtomicU64,
     evaluations_sent: AtomicU64,
     evaluations_failed: AtomicU64,
     evaluations_in_flight: AtomicU64,
@@ -152,6 +168,8 @@ struct Counters {
     tags_failed: AtomicU64,
     tags_in_flight: AtomicU64,
     retries: AtomicU64,
+    worker_panics: AtomicU64,
+    panics_left: AtomicU64,
     api_errors: Mutex<BTreeMap<String, u64>>,
     logged: AtomicU64,
     shutdown_completed: AtomicBool,
@@ -191,6 +209,7 @@ impl SideChannels {
     /// Starts the two background workers.
     pub fn start(config: SideConfig) -> SideChannels {
         let (tx, rx) = mpsc::sync_channel(config.evaluation_queue.max(1));
+        let panic_batches = config.hooks.panic_batches;
         // The blocking HTTP client owns a runtime: built on a thread of its own (see lib.rs).
         let timeout = config.request_timeout;
         let http = std::thread::spawn(move || reqwest::blocking::Client::builder().timeout(timeout).build().ok())
@@ -199,7 +218,7 @@ impl SideChannels {
             .flatten();
         let shared = Arc::new(Shared {
             config,
-            counters: Counters::default(),
+            counters: Counters { panics_left: AtomicU64::new(panic_batches), ..Counters::default() },
             tags: Mutex::new(TagBuffer::default()),
             tags_ready: Condvar::new(),
             abandon: AtomicBool::new(false),
@@ -222,6 +241,12 @@ impl SideChannels {
     pub fn evaluate(&self, evaluation: Value) -> bool {
         let c = &self.shared.counters;
         c.evaluations_offered.fetch_add(1, Ordering::Relaxed);
+        let config = &self.shared.config;
+        if !within_limits(&evaluation, config.max_evaluation_depth, config.max_evaluation_bytes) {
+            c.evaluations_refused.fetch_add(1, Ordering::Relaxed);
+            drop_flat(evaluation);
+            return false;
+        }
         if self.shared.config.hooks.synchronous {
             c.evaluations_enqueued.fetch_add(1, Ordering::Relaxed);
             c.evaluations_in_flight.fetch_add(1, Ordering::Relaxed);
@@ -335,6 +360,7 @@ fn health(c: &Counters) -> SideHealth {
         evaluations_offered: load(&c.evaluations_offered),
         evaluations_enqueued: enqueued,
         evaluations_dropped: load(&c.evaluations_dropped),
+        evaluations_refused: load(&c.evaluations_refused),
         evaluations_sent: sent,
         evaluations_failed: failed,
         evaluations_in_flight: in_flight,
@@ -348,9 +374,54 @@ fn health(c: &Counters) -> SideHealth {
         tags_in_flight,
         tags_unsent: buffered.saturating_sub(flushed + tags_failed + tags_in_flight),
         retries: load(&c.retries),
+        worker_panics: load(&c.worker_panics),
         api_errors: lock(&c.api_errors).clone(),
         logged: load(&c.logged),
         shutdown_completed: c.shutdown_completed.load(Ordering::SeqCst),
+    }
+}
+
+/// Whether `value` nests at most `depth` deep and weighs at most `bytes` (strings and keys
+/// by length, scalars 8 bytes). Walks with a stack of its own, and stops at the first limit
+/// passed, so a pathological value costs the caller no deep recursion and little time.
+fn within_limits(value: &Value, depth: usize, bytes: usize) -> bool {
+    let mut stack = vec![(value, 1usize)];
+    let mut weight = 0usize;
+    while let Some((v, d)) = stack.pop() {
+        if d > depth {
+            return false;
+        }
+        weight += match v {
+            Value::String(s) => s.len(),
+            Value::Array(items) => {
+                stack.extend(items.iter().map(|i| (i, d + 1)));
+                8
+            }
+            Value::Object(map) => {
+                stack.extend(map.iter().map(|(k, i)| {
+                    weight += k.len();
+                    (i, d + 1)
+                }));
+                8
+            }
+            _ => 8,
+        };
+        if weight > bytes {
+            return false;
+        }
+    }
+    true
+}
+
+/// Drops a value without recursing: serde_json's own drop recurses as deep as the value nests.
+fn drop_flat(value: Value) {
+    let mut stack = vec![value];
+    while let Some(v) = stack.pop() {
+        match v {
+            Value::Array(items) => stack.extend(items),
+            Value::Object(map) => stack.extend(map.into_iter().map(|(_, v)| v)),
+            _ => {}
+        }
     }
 }
 
@@ -375,10 +446,26 @@ fn evaluation_worker(shared: &Shared, rx: &Receiver<Value>) {
     }
 }
 
+/// Sends `body`; a panic while sending (a planted one, or a bug) is caught and counted, and
+/// the batch counts as failed: the worker lives on.
+fn send_caught(shared: &Shared, endpoint: &str, body: impl FnOnce() -> Value) -> bool {
+    let c = &shared.counters;
+    let sent = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        if c.panics_left.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() {
+            panic!("planted fault: the {endpoint} worker panics");
+        }
+        send_with_retries(shared, endpoint, &body())
+    }));
+    sent.unwrap_or_else(|_| {
+        c.worker_panics.fetch_add(1, Ordering::SeqCst);
+        false
+    })
+}
+
 /// Sends a batch whose items are counted in flight; moves them to sent or failed.
 fn send_evaluations(shared: &Shared, batch: Vec<Value>) {
     let n = batch.len() as u64;
-    let ok = send_with_retries(shared, "evaluations", &json!({ "evaluations": batch }));
+    let ok = send_caught(shared, "evaluations", || json!({ "evaluations": batch }));
     let c = &shared.counters;
     if ok { &c.evaluations_sent } else { &c.evaluations_failed }.fetch_add(n, Ordering::SeqCst);
     c.evaluations_in_flight.fetch_sub(n, Ordering::SeqCst);
@@ -424,7 +511,7 @@ fn flush_tags(shared: &Shared) {
     let mut items: Vec<Value> =
         traces.into_iter().map(|(trace, tags)| json!({ "trace_id": trace, "tags": tags })).collect();
     items.sort_by(|a, b| a["trace_id"].as_str().cmp(&b["trace_id"].as_str()));
-    let ok = send_with_retries(shared, "tags", &json!({ "tags": items }));
+    let ok = send_caught(shared, "tags", || json!({ "tags": items }));
     let c = &shared.counters;
     if ok { &c.tags_flushed } else { &c.tags_failed }.fetch_add(held, Ordering::SeqCst);
     c.tags_in_flight.fetch_sub(held, Ordering::SeqCst);
@@ -488,8 +575,14 @@ fn post(shared: &Shared, url: &str, body: &str) -> Outcome {
 
 /// Renders the side channels' health as Prometheus text.
 pub fn render_metrics(h: &SideHealth) -> String {
-    use prometheus::{Encoder, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
-    let registry = Registry::new();
+    let registry = prometheus::Registry::new();
+    register_metrics(&registry, h);
+    crate::accounting::encode(&registry)
+}
+
+/// Adds the side channels' health to `registry`.
+pub(crate) fn register_metrics(registry: &prometheus::Registry, h: &SideHealth) {
+    use prometheus::{IntCounterVec, IntGauge, Opts};
     let family = |name: &str, help: &str, labels: &[&str]| {
         let v = IntCounterVec::new(Opts::new(name, help), labels).unwrap_or_else(|e| panic!("side metrics: {e}"));
         let _ = registry.register(Box::new(v.clone()));
@@ -504,6 +597,7 @@ pub fn render_metrics(h: &SideHealth) -> String {
         ("offered", h.evaluations_offered),
         ("enqueued", h.evaluations_enqueued),
         ("dropped", h.evaluations_dropped),
+        ("refused", h.evaluations_refused),
         ("sent", h.evaluations_sent),
         ("failed", h.evaluations_failed),
     ] {
@@ -531,11 +625,10 @@ pub fn render_metrics(h: &SideHealth) -> String {
     }
     let retries = family("reliability_client_side_retries_total", "Requests sent again.", &[]);
     retries.with_label_values::<&str>(&[]).inc_by(h.retries);
+    let panics = family("reliability_client_side_worker_panics_total", "Batches whose sending panicked.", &[]);
+    panics.with_label_values::<&str>(&[]).inc_by(h.worker_panics);
     let queued = IntGauge::new("reliability_client_side_evaluations_queued", "Evaluations waiting in the queue.")
         .unwrap_or_else(|e| panic!("side metrics: {e}"));
     let _ = registry.register(Box::new(queued.clone()));
     queued.set(h.evaluations_unsent as i64);
-    let mut out = Vec::new();
-    let _ = TextEncoder::new().encode(&registry.gather(), &mut out);
-    String::from_utf8_lossy(&out).into_owned()
 }

@@ -10,7 +10,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use opentelemetry::trace::{Span as _, Tracer as _};
-use reliability_client::{ClientConfig, ExportGate, Pipeline};
+use reliability_client::{ClientConfig, ExportGate, Pipeline, render_metrics};
 use serde_json::json;
 use testbed::{Backend, Config};
 
@@ -88,11 +88,11 @@ fn a_hanging_backend_cannot_hang_shutdown_past_its_bound() {
     assert_eq!(a.in_export + a.queued, 20, "{a:?}");
 }
 
+/// The exporter waits at a closed gate, so nothing leaves the queue (64): of 1,000 spans
+/// exactly 64 are taken and 936 dropped — counted as they happen, not at shutdown.
 #[test]
-fn a_full_queue_drops_and_the_sdk_counts_the_drops() {
+fn a_full_queue_drops_and_each_drop_is_counted_as_it_happens() {
     let backend = Backend::start(Config::default()).unwrap();
-    // The exporter waits at a closed gate: it holds at most one batch while the queue (64)
-    // fills, so at most 128 of the 1,000 spans are not dropped, however the threads run.
     let gate = ExportGate::closed();
     let p = pipeline(&backend, "overflow", |c| {
         c.max_queue_size = 64;
@@ -101,16 +101,42 @@ fn a_full_queue_drops_and_the_sdk_counts_the_drops() {
         c.hooks.export_gate = Some(gate.clone());
     });
     end_spans(&p, 1000);
+    let live = p.accounting();
+    assert_eq!((live.ended, live.queued, live.dropped, live.dropped_sdk), (1000, 64, 936, 0), "{live:?}");
+    assert!(live.is_balanced() && (live.queue_utilisation() - 1.0).abs() < 1e-9, "{live:?}");
+    let text = p.metrics();
+    assert!(text.contains("reliability_client_spans_dropped_total{reason=\"queue_full\"} 936"), "{text}");
+    assert!(text.contains("reliability_client_queue_utilisation_ratio 1"), "{text}");
     gate.open();
     let (a, _) = p.shutdown();
     assert!(a.shutdown_completed && a.is_balanced(), "{a:?}");
-    assert!(a.dropped >= 1000 - 128, "{a:?}");
-    assert_eq!(a.exported + a.dropped, 1000, "{a:?}");
+    assert_eq!((a.exported, a.dropped, a.queued), (64, 936, 0), "{a:?}");
     assert_eq!(common::stats(&backend.base_url(), "overflow")["unique"].as_u64(), Some(a.exported), "{a:?}");
-    assert!(
-        reliability_client::render_metrics(&a)
-            .contains(&format!("testbed_client_spans_total{{outcome=\"dropped\"}} {}", a.dropped))
-    );
+    assert!(render_metrics(&a).contains("testbed_client_spans_total{outcome=\"dropped\"} 936"));
+}
+
+/// The fix switched off (the SDK's queue alone): the same overflow loses spans while the
+/// live count says none were dropped; only shutdown's log tells. What the suites must catch.
+#[test]
+fn the_sdk_queue_alone_drops_silently_until_shutdown() {
+    let backend = Backend::start(Config::default()).unwrap();
+    let gate = ExportGate::closed();
+    let p = pipeline(&backend, "silent", |c| {
+        c.max_queue_size = 64;
+        c.max_export_batch_size = 64;
+        c.scheduled_delay_ms = 60_000;
+        c.hooks.export_gate = Some(gate.clone());
+        c.hooks.sdk_queue_only = true;
+    });
+    end_spans(&p, 1000);
+    let live = p.accounting();
+    assert_eq!((live.ended, live.dropped), (1000, 0), "no drop is visible while running: {live:?}");
+    gate.open();
+    let (a, _) = p.shutdown();
+    assert!(a.shutdown_completed && a.is_balanced(), "{a:?}");
+    // The SDK's worker may hold one batch outside its queue of 64.
+    assert!(a.dropped_sdk >= 1000 - 128 && a.dropped == a.dropped_sdk, "{a:?}");
+    assert_eq!(a.exported + a.dropped, 1000, "{a:?}");
 }
 
 /// A planted miscount: the exporter loses 3 spans and tells nobody. Every other counter is

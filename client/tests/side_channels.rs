@@ -49,7 +49,7 @@ fn ledger(backend: &Backend, channel: &str) -> Vec<Value> {
 
 /// The identities, each term counted by its own observer.
 fn assert_balanced(h: &SideHealth) {
-    assert_eq!(h.evaluations_offered, h.evaluations_enqueued + h.evaluations_dropped, "{h:#?}");
+    assert_eq!(h.evaluations_offered, h.evaluations_enqueued + h.evaluations_dropped + h.evaluations_refused, "{h:#?}");
     assert_eq!(
         h.evaluations_enqueued,
         h.evaluations_sent + h.evaluations_failed + h.evaluations_in_flight + h.evaluations_unsent,
@@ -193,7 +193,7 @@ fn a_full_tag_buffer_drops_the_new_tags_and_shutdown_is_bounded() {
         c.tag_buffer_max = 5;
         c.tag_flush_size = 1000;
         c.tag_flush_interval = Duration::from_secs(3600);
-        c.hooks = SideHooks { worker_gate: Some(gate.clone()), synchronous: false };
+        c.hooks = SideHooks { worker_gate: Some(gate.clone()), ..SideHooks::default() };
         c.shutdown_timeout = Duration::from_millis(200);
     });
     let taken = channels.tag("t", &["1", "2", "3", "4", "5", "6", "7", "8"]);
@@ -231,4 +231,50 @@ fn the_health_counts_render_as_prometheus_text() {
     ] {
         assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
     }
+}
+
+/// Evaluations nested 1,000 deep or weighing 2 MB are refused at the door and counted (the
+/// caller's thread neither recurses nor copies); ordinary ones still arrive.
+#[test]
+fn pathological_evaluations_are_refused_and_counted() {
+    let backend = Backend::start(Config::default()).unwrap();
+    let channels = side(&backend, |_| {});
+    let mut deep = json!("leaf");
+    for _ in 0..1_000 {
+        deep = json!({ "nested": deep });
+    }
+    let deep = json!({ "id": "deep", "trace_id": "t", "output": deep });
+    let huge = json!({ "id": "huge", "trace_id": "t", "output": "x".repeat(2 << 20) });
+    let wide = json!({ "id": "wide", "trace_id": "t", "output": vec![0.5; 200_000] });
+    assert!(!channels.evaluate(deep) && !channels.evaluate(huge) && !channels.evaluate(wide));
+    let nan = json!({ "id": "nan", "trace_id": "t", "score": f64::NAN });
+    assert!(channels.evaluate(nan), "NaN becomes null in JSON: a normal evaluation");
+    assert!(channels.evaluate(evaluation(1)));
+    let h = channels.shutdown();
+    assert_balanced(&h);
+    assert_eq!((h.evaluations_refused, h.evaluations_enqueued, h.evaluations_sent), (3, 2, 2), "{h:#?}");
+    assert_eq!(backend_stats(&backend, "evaluations")["accepted"], 2);
+}
+
+/// The first 2 batches panic while being sent (a crashing worker): they are counted failed,
+/// the worker goes on, later batches arrive, and shutdown completes.
+#[test]
+fn a_panicking_worker_loses_only_its_batch_and_goes_on() {
+    let backend = Backend::start(Config::default()).unwrap();
+    let gate = ExportGate::closed();
+    let channels = side(&backend, |c| {
+        c.evaluation_batch = 10;
+        c.hooks = SideHooks { worker_gate: Some(gate.clone()), panic_batches: 2, ..SideHooks::default() };
+        c.tag_flush_interval = Duration::from_secs(3600);
+    });
+    // The worker holds its first batch (1 evaluation) at the gate while the rest queue up.
+    let taken = (0..51).filter(|i| channels.evaluate(evaluation(*i))).count() as u64;
+    gate.open();
+    let h = channels.shutdown();
+    assert!(h.shutdown_completed, "{h:#?}");
+    assert_balanced(&h);
+    assert_eq!(h.worker_panics, 2, "{h:#?}");
+    assert_eq!(h.evaluations_sent + h.evaluations_failed, taken, "{h:#?}");
+    assert!(h.evaluations_failed >= 2 && h.evaluations_failed <= 20, "two batches of at most 10: {h:#?}");
+    assert_eq!(backend_stats(&backend, "evaluations")["accepted"].as_u64(), Some(h.evaluations_sent));
 }
