@@ -26,7 +26,8 @@ pub fn backend() -> Result<Backend, String> {
 }
 
 /// The reference client against `backend`, as a production SDK would run it (queue 8,192,
-/// export retries on, side channels with retries); `change` adjusts it.
+/// export retries on, attribute values cut at 64 KiB, side channels with retries); `change`
+/// adjusts it.
 pub fn reference(
     backend: &Backend,
     change: impl FnOnce(&mut ClientConfig, &mut SideConfig),
@@ -38,6 +39,7 @@ pub fn reference(
         export_timeout_ms: 30_000,
         export_max_attempts: 5,
         shutdown_timeout_ms: 60_000,
+        max_attribute_bytes: 65_536,
         ..ClientConfig::default()
     };
     let mut side = SideConfig {

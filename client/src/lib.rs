@@ -94,8 +94,10 @@ pub struct ClientConfig {
     /// timeout ([`retry::RetryPolicy`]).
     pub export_max_attempts: u32,
     /// Longest attribute value, bytes: longer strings are cut (at a character boundary) and
-    /// arrays to the elements that fit, each counted (0: no limit). The OpenTelemetry
-    /// specification's attribute value length limit, extended to arrays.
+    /// arrays to the elements that fit, each counted. 0 (the default) is no limit, the SDK as
+    /// shipped, so the delivery suites measure it as it is; the SDK suites' reference client
+    /// sets 64 KiB. The OpenTelemetry specification's attribute value length limit, extended
+    /// to arrays.
     pub max_attribute_bytes: usize,
     /// Span metadata entries held at most ([`metadata::SpanMetadata`]).
     pub metadata_capacity: usize,
@@ -209,7 +211,7 @@ impl Default for ClientConfig {
             export_timeout_ms: 30_000,
             shutdown_timeout_ms: 10_000,
             export_max_attempts: 1,
-            max_attribute_bytes: 65_536,
+            max_attribute_bytes: 0,
             metadata_capacity: 10_000,
             metadata_ttl_ms: 300_000,
             service_name: "unknown_service".into(),
