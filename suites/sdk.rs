@@ -101,6 +101,14 @@ pub fn query(backend: &Backend, path_and_query: &str) -> Result<Value, String> {
     Ok(request(reqwest::Method::GET, &format!("{}/{path_and_query}", backend.query_url()), None)?.1)
 }
 
+/// Live heap bytes now (the harness's counting allocator): the process's, so a test that
+/// asserts on it runs in process isolation.
+pub fn live_heap() -> Result<u64, String> {
+    reliability_harness::measure::counters()
+        .map(|c| c.live_bytes)
+        .ok_or_else(|| "the harness's counting allocator is not installed in this binary".into())
+}
+
 /// `Err` with `what` unless `ok`.
 pub fn check(ok: bool, what: impl FnOnce() -> String) -> Result<(), String> {
     if ok { Ok(()) } else { Err(what()) }

@@ -8,15 +8,8 @@ use std::time::Duration;
 
 use reliability_client::ExportGate;
 use reliability_harness as rh;
-use reliability_suites::sdk::{self, Sdk, check};
+use reliability_suites::sdk::{self, Sdk, check, live_heap};
 use serde_json::json;
-
-/// Live heap bytes now (the harness's counting allocator).
-fn live_heap() -> Result<u64, String> {
-    rh::measure::counters()
-        .map(|c| c.live_bytes)
-        .ok_or_else(|| "the harness's counting allocator is not installed in this binary".into())
-}
 
 const VALUE: usize = 4096;
 

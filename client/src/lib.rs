@@ -421,6 +421,11 @@ impl Pipeline {
         Accounting::from(&self.counters)
     }
 
+    /// The counters, shared (read after shutdown too).
+    pub(crate) fn counters(&self) -> Arc<Counters> {
+        Arc::clone(&self.counters)
+    }
+
     /// How long each export call took so far.
     pub fn export_latencies(&self) -> Vec<Duration> {
         latencies(&self.counters)

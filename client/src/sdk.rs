@@ -21,12 +21,56 @@ pub struct SdkHealth {
     pub metadata: MetadataStats,
 }
 
+/// An attribute value the suites set: the kinds an LLM application sends (prompts, scores,
+/// embeddings, lists of documents), including the pathological ones (NaN, huge arrays).
+#[derive(Clone, Debug, PartialEq)]
+pub enum AttrValue {
+    /// A string.
+    Str(String),
+    /// A double (NaN and infinities included).
+    F64(f64),
+    /// An array of doubles.
+    F64s(Vec<f64>),
+    /// An array of strings.
+    Strs(Vec<String>),
+}
+
+impl From<&str> for AttrValue {
+    fn from(s: &str) -> AttrValue {
+        AttrValue::Str(s.to_string())
+    }
+}
+
+impl From<String> for AttrValue {
+    fn from(s: String) -> AttrValue {
+        AttrValue::Str(s)
+    }
+}
+
+impl From<f64> for AttrValue {
+    fn from(x: f64) -> AttrValue {
+        AttrValue::F64(x)
+    }
+}
+
+impl From<AttrValue> for opentelemetry::Value {
+    fn from(v: AttrValue) -> opentelemetry::Value {
+        use opentelemetry::{Array, StringValue, Value};
+        match v {
+            AttrValue::Str(s) => Value::String(s.into()),
+            AttrValue::F64(x) => Value::F64(x),
+            AttrValue::F64s(v) => Value::Array(Array::F64(v)),
+            AttrValue::Strs(v) => Value::Array(Array::String(v.into_iter().map(StringValue::from).collect())),
+        }
+    }
+}
+
 /// A span the caller holds.
 pub trait SdkSpan: Send {
     /// Its trace id, hex.
     fn trace_id(&self) -> String;
-    /// Sets a string attribute.
-    fn set_attribute(&mut self, key: &str, value: String);
+    /// Sets an attribute (the value is moved, not copied).
+    fn set_attribute(&mut self, key: &str, value: AttrValue);
     /// Sets out-of-band metadata (bounded by the client; cleared when the span ends).
     fn set_metadata(&mut self, key: &str, value: &str);
     /// Ends it.
@@ -63,7 +107,9 @@ pub struct ReferenceSdk {
     tracer: opentelemetry_sdk::trace::SdkTracer,
     metadata: std::sync::Arc<crate::metadata::SpanMetadata>,
     side: SideChannels,
-    last: std::sync::Mutex<Option<Accounting>>,
+    /// The pipeline's counters, read live before and after shutdown (spans ended after it
+    /// are still counted, as after_shutdown).
+    counters: std::sync::Arc<crate::accounting::Counters>,
     /// What each call cost its caller (`reliability_client_caller_overhead_seconds{call}`).
     overhead: prometheus::HistogramVec,
     server: std::sync::Mutex<Option<crate::serve::MetricsServer>>,
@@ -75,6 +121,7 @@ impl ReferenceSdk {
         let pipeline = Pipeline::start(client)?;
         let tracer = pipeline.tracer("reliability-sdk");
         let metadata = pipeline.metadata_handle();
+        let counters = pipeline.counters();
         let overhead = prometheus::HistogramVec::new(
             prometheus::HistogramOpts::new(
                 "reliability_client_caller_overhead_seconds",
@@ -89,7 +136,7 @@ impl ReferenceSdk {
             tracer,
             metadata,
             side: SideChannels::start(side),
-            last: std::sync::Mutex::new(None),
+            counters,
             overhead,
             server: std::sync::Mutex::new(None),
         })
@@ -128,9 +175,9 @@ impl SdkSpan for ReferenceSpan {
         self.span.span_context().trace_id().to_string()
     }
 
-    fn set_attribute(&mut self, key: &str, value: String) {
+    fn set_attribute(&mut self, key: &str, value: AttrValue) {
         use opentelemetry::trace::Span as _;
-        self.span.set_attribute(opentelemetry::KeyValue::new(key.to_string(), value));
+        self.span.set_attribute(opentelemetry::KeyValue::new(key.to_string(), opentelemetry::Value::from(value)));
     }
 
     fn set_metadata(&mut self, key: &str, value: &str) {
@@ -173,16 +220,9 @@ impl SdkUnderTest for ReferenceSdk {
 
     fn metrics(&self) -> String {
         let registry = prometheus::Registry::new();
-        {
-            let pipeline = self.pipeline.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            match pipeline.as_ref() {
-                Some(p) => p.register_metrics(&registry),
-                None => {
-                    let last = self.last.lock().map(|l| l.unwrap_or_default()).unwrap_or_default();
-                    crate::accounting::register_accounting(&registry, &last, crate::accounting::now_unix_ms());
-                }
-            }
-        }
+        let spans = Accounting::from(&*self.counters);
+        crate::accounting::register_accounting(&registry, &spans, crate::accounting::now_unix_ms());
+        crate::accounting::register_export_histogram(&registry, &self.counters);
         let _ = registry.register(Box::new(self.overhead.clone()));
         crate::side::register_metrics(&registry, &self.side.health());
         crate::accounting::encode(&registry)
@@ -193,22 +233,16 @@ impl SdkUnderTest for ReferenceSdk {
     }
 
     fn health(&self) -> SdkHealth {
-        let pipeline = self.pipeline.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let spans = match pipeline.as_ref() {
-            Some(p) => p.accounting(),
-            None => self.last.lock().map(|l| l.unwrap_or_default()).unwrap_or_default(),
-        };
+        let spans = Accounting::from(&*self.counters);
         SdkHealth { spans, side: self.side.health(), metadata: self.metadata.stats() }
     }
 
     fn shutdown(&self) -> SdkHealth {
         let pipeline = self.pipeline.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
         if let Some(pipeline) = pipeline {
-            let (accounting, _) = pipeline.shutdown();
-            *self.last.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(accounting);
+            pipeline.shutdown();
         }
         let side = self.side.shutdown();
-        let spans = self.last.lock().map(|l| l.unwrap_or_default()).unwrap_or_default();
-        SdkHealth { spans, side, metadata: self.metadata.stats() }
+        SdkHealth { spans: Accounting::from(&*self.counters), side, metadata: self.metadata.stats() }
     }
 }
