@@ -220,7 +220,7 @@ impl SdkUnderTest for ReferenceSdk {
 
     fn metrics(&self) -> String {
         let registry = prometheus::Registry::new();
-        let spans = Accounting::from(&*self.counters);
+        let spans = Accounting::from(&self.counters);
         crate::accounting::register_accounting(&registry, &spans, crate::accounting::now_unix_ms());
         crate::accounting::register_export_histogram(&registry, &self.counters);
         let _ = registry.register(Box::new(self.overhead.clone()));
@@ -233,7 +233,7 @@ impl SdkUnderTest for ReferenceSdk {
     }
 
     fn health(&self) -> SdkHealth {
-        let spans = Accounting::from(&*self.counters);
+        let spans = Accounting::from(&self.counters);
         SdkHealth { spans, side: self.side.health(), metadata: self.metadata.stats() }
     }
 
@@ -243,6 +243,6 @@ impl SdkUnderTest for ReferenceSdk {
             pipeline.shutdown();
         }
         let side = self.side.shutdown();
-        SdkHealth { spans: Accounting::from(&*self.counters), side, metadata: self.metadata.stats() }
+        SdkHealth { spans: Accounting::from(&self.counters), side, metadata: self.metadata.stats() }
     }
 }
