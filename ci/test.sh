@@ -84,6 +84,9 @@ cargo test --locked --test reliability -- --include e2e
 step "the whole ladder (--include e2e --include slow)"
 cargo test --locked --test reliability -- --include e2e --include slow
 
+step "the soak in its short form (--include soak, RELIABILITY_SOAK_SECONDS=20)"
+RELIABILITY_SOAK_SECONDS=20 cargo test --locked --test reliability -- --include soak soak
+
 step "chaos on the wire (--include chaos: spans through the chaos proxy)"
 cargo test --locked --test reliability -- --include chaos
 

@@ -9,6 +9,7 @@ mod load;
 mod sdk_api;
 mod sdk_crash;
 mod sdk_latency;
+mod sdk_load;
 mod sdk_memory;
 mod smoke;
 

@@ -32,6 +32,12 @@ pub fn reference(
     backend: &Backend,
     change: impl FnOnce(&mut ClientConfig, &mut SideConfig),
 ) -> Result<Box<dyn SdkUnderTest>, String> {
+    let (client, side) = configs(backend, change);
+    let client = ReferenceSdk::start(&client, side).map_err(|e| e.to_string())?;
+    Ok(Box::new(client))
+}
+
+fn configs(backend: &Backend, change: impl FnOnce(&mut ClientConfig, &mut SideConfig)) -> (ClientConfig, SideConfig) {
     let mut client = ClientConfig {
         endpoint: backend.traces_url(),
         service_name: PROJECT.into(),
@@ -49,8 +55,56 @@ pub fn reference(
         ..SideConfig::default()
     };
     change(&mut client, &mut side);
-    let client = ReferenceSdk::start(&client, side).map_err(|e| e.to_string())?;
-    Ok(Box::new(client))
+    (client, side)
+}
+
+/// The reference client, serving its health for scraping on a loopback port of its own
+/// ([`SdkUnderTest::metrics_url`]).
+pub fn reference_serving(
+    backend: &Backend,
+    change: impl FnOnce(&mut ClientConfig, &mut SideConfig),
+) -> Result<std::sync::Arc<dyn SdkUnderTest>, String> {
+    let (client, side) = configs(backend, change);
+    let client = ReferenceSdk::start_serving(&client, side, "127.0.0.1:0").map_err(|e| e.to_string())?;
+    Ok(client)
+}
+
+/// A GET of `url`, as text.
+pub fn get_text(url: &str) -> Result<String, String> {
+    off_runtime(|| {
+        let client = reqwest::blocking::Client::builder().timeout(Duration::from_secs(30)).build()?;
+        client.get(url).send()?.error_for_status()?.text()
+    })
+    .map_err(|e| format!("{url}: {e}"))
+}
+
+/// The samples of a Prometheus text exposition, by series (`name` or `name{labels}`, as
+/// written); comments and unparsable lines are left out.
+pub fn samples(text: &str) -> std::collections::BTreeMap<String, f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            Some((series.to_string(), value.parse().ok()?))
+        })
+        .collect()
+}
+
+/// One series of the backend's own `/metrics` (0 when absent): its counts survive
+/// [`delete_project`].
+pub fn backend_metric(backend: &Backend, series: &str) -> Result<f64, String> {
+    let text = get_text(&format!("{}/metrics", backend.base_url()))?;
+    Ok(samples(&text).get(series).copied().unwrap_or(0.0))
+}
+
+/// Deletes the suite's project from the backend, giving back the heap its stored spans took
+/// (a heap figure of the client alone is taken right after).
+pub fn delete_project(backend: &Backend) -> Result<(), String> {
+    let url = format!("{}/projects/{PROJECT}", backend.query_url());
+    match request(reqwest::Method::DELETE, &url, None)? {
+        (200 | 204 | 404, _) => Ok(()),
+        (status, body) => Err(format!("deleting {PROJECT} answered {status}: {body}")),
+    }
 }
 
 fn request(method: reqwest::Method, url: &str, body: Option<&Value>) -> Result<(u16, Value), String> {
