@@ -7,6 +7,7 @@ mod chaos;
 mod delivery;
 mod load;
 mod sdk_api;
+mod sdk_chaos;
 mod sdk_crash;
 mod sdk_latency;
 mod sdk_load;

@@ -44,6 +44,9 @@ pub(crate) struct Counters {
     /// The export thread died (a panic our catch did not see).
     pub(crate) worker_gone: AtomicBool,
     pub(crate) shutting_down: AtomicBool,
+    /// Set by a wrapper that counts what is ended after it began shutting down itself
+    /// ([`crate::sdk::ReferenceSdk`]): the processor then leaves those spans to it.
+    pub(crate) closed: AtomicBool,
     pub(crate) shutdown_completed: AtomicBool,
     /// Read by `on_end` while it counts and forwards a span; written by shutdown and by an
     /// export thread that dies, so that no span is counted on the wrong side of either.
@@ -76,6 +79,7 @@ impl Counters {
             last_export_unix_ms: AtomicU64::new(0),
             worker_gone: AtomicBool::new(false),
             shutting_down: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
             shutdown_completed: AtomicBool::new(false),
             ending: RwLock::new(()),
             export_micros: Mutex::new(Vec::new()),
@@ -131,7 +135,8 @@ pub struct Accounting {
     pub queued: u64,
     /// The queue's bound.
     pub queue_capacity: u64,
-    /// Ended after shutdown began; not exported.
+    /// Ended after shutdown began, or started after it (the SDK never records those); not
+    /// exported.
     pub after_shutdown: u64,
     /// Shutdown finished within its bound: the queue was drained and every export returned.
     pub shutdown_completed: bool,

@@ -84,8 +84,12 @@ pub struct ClientConfig {
     pub max_export_batch_size: usize,
     /// Delay between scheduled exports, milliseconds.
     pub scheduled_delay_ms: u64,
-    /// Bound on one export (the HTTP client's timeout), milliseconds.
+    /// Bound on one export, its retries included, milliseconds (`OTEL_EXPORTER_OTLP_TIMEOUT`).
     pub export_timeout_ms: u64,
+    /// Bound on each try of an export (the HTTP client's timeout), milliseconds; 0 (the
+    /// default) is the export's bound, so a hung try leaves no time to retry — the SDK as
+    /// shipped. Shorter, a stalled connection is given up and the export retried on another.
+    pub export_attempt_timeout_ms: u64,
     /// Bound on shutdown, milliseconds.
     pub shutdown_timeout_ms: u64,
     /// Tries per export request, the first included: 1 (the default) is the SDK as shipped,
@@ -125,6 +129,7 @@ impl std::fmt::Debug for ClientConfig {
             .field("export_timeout_ms", &self.export_timeout_ms)
             .field("shutdown_timeout_ms", &self.shutdown_timeout_ms)
             .field("export_max_attempts", &self.export_max_attempts)
+            .field("export_attempt_timeout_ms", &self.export_attempt_timeout_ms)
             .field("max_attribute_bytes", &self.max_attribute_bytes)
             .field("metadata_capacity", &self.metadata_capacity)
             .field("metadata_ttl_ms", &self.metadata_ttl_ms)
@@ -211,6 +216,7 @@ impl Default for ClientConfig {
             export_timeout_ms: 30_000,
             shutdown_timeout_ms: 10_000,
             export_max_attempts: 1,
+            export_attempt_timeout_ms: 0,
             max_attribute_bytes: 0,
             metadata_capacity: 10_000,
             metadata_ttl_ms: 300_000,
@@ -336,8 +342,12 @@ impl Pipeline {
     fn build(config: &ClientConfig) -> Result<Pipeline, ClientError> {
         let counters = Arc::new(Counters::new(config.max_queue_size as u64));
         let build_error = |reason: String| ClientError::Build { endpoint: config.endpoint.clone(), reason };
+        let attempt = match config.export_attempt_timeout_ms {
+            0 => config.export_timeout_ms,
+            ms => ms.min(config.export_timeout_ms),
+        };
         let http = reqwest::blocking::Client::builder()
-            .timeout(Duration::from_millis(config.export_timeout_ms))
+            .timeout(Duration::from_millis(attempt))
             .build()
             .map_err(|e| build_error(e.to_string()))?;
         let protocol = match config.protocol {
@@ -419,6 +429,14 @@ impl Pipeline {
     /// Where every span went so far.
     pub fn accounting(&self) -> Accounting {
         Accounting::from(&self.counters)
+    }
+
+    /// From now on the caller counts every span ended as ended after shutdown, and the
+    /// processor leaves them alone: the SDK skips ending a span once its provider is shut
+    /// down, so only the caller sees them all.
+    pub(crate) fn close(&self) {
+        let _closing = self.counters.ending.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.counters.closed.store(true, Ordering::SeqCst);
     }
 
     /// The counters, shared (read after shutdown too).

@@ -39,6 +39,11 @@ impl<P: SpanProcessor> SpanProcessor for CountingProcessor<P> {
         // Held while the span is counted and forwarded; written once by shutdown and once if
         // the export thread dies, so no span is counted on the wrong side of either.
         let _ending = c.ending.read().unwrap_or_else(PoisonError::into_inner);
+        if c.closed.load(Ordering::SeqCst) {
+            // The wrapper counted it (the SDK may skip this call altogether once shut down).
+            self.metadata.end(span.span_context.trace_id(), span.span_context.span_id());
+            return;
+        }
         if c.shutting_down.load(Ordering::SeqCst) {
             c.after_shutdown.fetch_add(1, Ordering::SeqCst);
             return;

@@ -110,6 +110,8 @@ pub struct ReferenceSdk {
     /// The pipeline's counters, read live before and after shutdown (spans ended after it
     /// are still counted, as after_shutdown).
     counters: std::sync::Arc<crate::accounting::Counters>,
+    /// Set (under the write lock) when shutdown begins; spans end under the read lock.
+    closing: std::sync::Arc<std::sync::RwLock<bool>>,
     /// What each call cost its caller (`reliability_client_caller_overhead_seconds{call}`).
     overhead: prometheus::HistogramVec,
     server: std::sync::Mutex<Option<crate::serve::MetricsServer>>,
@@ -137,6 +139,7 @@ impl ReferenceSdk {
             metadata,
             side: SideChannels::start(side),
             counters,
+            closing: std::sync::Arc::new(std::sync::RwLock::new(false)),
             overhead,
             server: std::sync::Mutex::new(None),
         })
@@ -167,6 +170,23 @@ struct ReferenceSpan {
     span: opentelemetry_sdk::trace::Span,
     metadata: std::sync::Arc<crate::metadata::SpanMetadata>,
     overhead: prometheus::Histogram,
+    closing: std::sync::Arc<std::sync::RwLock<bool>>,
+    counters: std::sync::Arc<crate::accounting::Counters>,
+}
+
+impl Drop for ReferenceSpan {
+    /// Ends the span (explicitly or by being dropped). Before shutdown, with the read lock
+    /// held, so the provider cannot be shut down under it and the processor counts it; from
+    /// shutdown on, counted here as ended after shutdown — the SDK would skip it silently
+    /// once the provider is down, and the processor leaves it alone until then.
+    fn drop(&mut self) {
+        use opentelemetry::trace::Span as _;
+        let closing = self.closing.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if *closing {
+            self.counters.after_shutdown.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        self.span.end();
+    }
 }
 
 impl SdkSpan for ReferenceSpan {
@@ -186,11 +206,11 @@ impl SdkSpan for ReferenceSpan {
         self.metadata.set(cx.trace_id(), cx.span_id(), key, value);
     }
 
-    fn end(mut self: Box<Self>) {
-        use opentelemetry::trace::Span as _;
+    fn end(self: Box<Self>) {
         let started = std::time::Instant::now();
-        self.span.end();
-        self.overhead.observe(started.elapsed().as_secs_f64());
+        let overhead = self.overhead.clone();
+        drop(self);
+        overhead.observe(started.elapsed().as_secs_f64());
     }
 }
 
@@ -201,7 +221,13 @@ impl SdkUnderTest for ReferenceSdk {
         let span = self.tracer.start(name.to_string());
         self.observe("span_start", started);
         let overhead = self.overhead.with_label_values(&["span_end"]);
-        Box::new(ReferenceSpan { span, metadata: self.metadata.clone(), overhead })
+        Box::new(ReferenceSpan {
+            span,
+            metadata: self.metadata.clone(),
+            overhead,
+            closing: self.closing.clone(),
+            counters: self.counters.clone(),
+        })
     }
 
     fn evaluate(&self, evaluation: Value) -> bool {
@@ -240,6 +266,11 @@ impl SdkUnderTest for ReferenceSdk {
     fn shutdown(&self) -> SdkHealth {
         let pipeline = self.pipeline.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
         if let Some(pipeline) = pipeline {
+            {
+                let mut closing = self.closing.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+                *closing = true;
+                pipeline.close();
+            }
             pipeline.shutdown();
         }
         let side = self.side.shutdown();

@@ -151,6 +151,22 @@ pub struct SideHealth {
     pub shutdown_completed: bool,
 }
 
+impl SideHealth {
+    /// Whether every evaluation and tag is accounted for: each offered one taken, dropped or
+    /// refused (tags: or a duplicate); after a completed shutdown, each taken one sent or
+    /// failed, none left in flight or unsent.
+    pub fn is_balanced(&self) -> bool {
+        let offered = self.evaluations_offered
+            == self.evaluations_enqueued + self.evaluations_dropped + self.evaluations_refused
+            && self.tags_offered == self.tags_buffered + self.tags_deduplicated + self.tags_dropped;
+        let done = !self.shutdown_completed
+            || (self.evaluations_in_flight + self.evaluations_unsent + self.tags_in_flight + self.tags_unsent == 0
+                && self.evaluations_enqueued == self.evaluations_sent + self.evaluations_failed
+                && self.tags_buffered == self.tags_flushed + self.tags_failed);
+        offered && done
+    }
+}
+
 #[derive(Debug, Default)]
 struct Counters {
     evaluations_offered: AtomicU64,
