@@ -14,20 +14,42 @@ fail() { printf 'ci/monitoring-proof.sh: %s\n' "$*" >&2; exit 1; }
 
 work=$(mktemp -d)
 testbed_pid=""
+app_pid=""
 cleanup() {
   "$PYTHON" monitoring/stack.py stop "$work/stack" >/dev/null 2>&1 || true
   [ -n "$testbed_pid" ] && kill "$testbed_pid" 2>/dev/null || true
+  [ -n "$app_pid" ] && kill "$app_pid" 2>/dev/null || true
   rm -rf "$work"
 }
 trap cleanup EXIT
 
 cargo build --locked -q -p reliability-load --bin load
+cargo build --locked -q -p reliability-client --example traced_app
 # shellcheck source=ci/testbed.sh
 . ci/testbed.sh
 start_testbed "$work/testbed.log"
 base=$testbed_base
 
-eval "$("$PYTHON" monitoring/stack.py start "$work/stack" --interval 1s --testbed "${base#http://}" --env)"
+# A running application traced by the reference client, serving its health for the `client`
+# job. Its first 3 evaluation batches are answered 500, so its API-error series hold real
+# errors; it generates for 5 s, shuts down, and goes on serving its final counts.
+curl -sf -X PUT -H 'content-type: application/json' "$base/api/v1/faults?endpoint=evaluations" \
+  -d '{"rules": [{"when": {"requests": {"from": 0, "to": 3}}, "action": {"kind": "status", "code": 500}}]}' >/dev/null \
+  || fail "could not set the testbed's evaluations fault plan"
+target/debug/examples/traced_app --backend "$base" --seconds 5 --linger 3600 >"$work/app.log" 2>&1 &
+app_pid=$!
+client_url=""
+for _ in $(seq 1 600); do
+  client_url=$(sed -n 's/^client metrics on //p' "$work/app.log")
+  [ -n "$client_url" ] && break
+  kill -0 "$app_pid" 2>/dev/null || fail "traced_app exited: $(cat "$work/app.log")"
+  sleep 0.1
+done
+[ -n "$client_url" ] || fail "traced_app printed no metrics URL: $(cat "$work/app.log")"
+client_addr=${client_url#http://}
+client_addr=${client_addr%/metrics}
+
+eval "$("$PYTHON" monitoring/stack.py start "$work/stack" --interval 1s --testbed "${base#http://}" --client "$client_addr" --env)"
 echo "stack: prometheus $STACK_PROMETHEUS_URL, pushgateway $STACK_PUSHGATEWAY_URL, testbed $base"
 
 # The suites, pushing what the overview, performance and end-to-end dashboards read.
@@ -36,6 +58,19 @@ RELIABILITY_TARGET_ENDPOINT="$base/v1/traces" \
 RELIABILITY_TARGET_QUERY_URL="$base/api/v1" \
 PROMETHEUS_PUSHGATEWAY_URL="$STACK_PUSHGATEWAY_URL" \
   cargo test --locked -q --test reliability -- --include e2e --pushgateway-label branch=proof
+
+# The application is done before the trace fault plan below (its spans must not take the
+# faulted requests): wait for its final line (bounded).
+for _ in $(seq 1 1200); do
+  grep -q '^done: ' "$work/app.log" && break
+  kill -0 "$app_pid" 2>/dev/null || fail "traced_app exited: $(cat "$work/app.log")"
+  sleep 0.1
+done
+grep -q '^done: ' "$work/app.log" || fail "traced_app never finished: $(cat "$work/app.log")"
+grep '^done: ' "$work/app.log"
+scraped=$(curl -sf "$client_url")
+printf '%s\n' "$scraped" | grep -q '^reliability_client_side_api_errors_total{endpoint="evaluations",status="500"} 3$' \
+  || fail "the client's scrape shows no 3 evaluation API errors: $(printf '%s\n' "$scraped" | grep api_errors)"
 
 # A short load plan against the same testbed, watching it, pushing what the load dashboard reads.
 cat >"$work/plan.yaml" <<EOF

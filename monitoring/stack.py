@@ -2,14 +2,14 @@
 """The monitoring stack without Docker: Prometheus, Pushgateway and Alertmanager from their
 Debian packages, on loopback ports they pick themselves, with this directory's configuration.
 
-    python3 monitoring/stack.py start DIR [--interval 15s] [--testbed HOST:PORT] [--env]
+    python3 monitoring/stack.py start DIR [--interval 15s] [--testbed HOST:PORT] [--client HOST:PORT] [--env]
     python3 monitoring/stack.py stop DIR
 
 `start` runs each server on 127.0.0.1:0, reads the port it bound from /proc (no port is assumed
 free), waits until it answers /-/ready, and writes DIR/stack.json with the URLs and pids
 (`--env` also prints them as shell exports). Prometheus runs monitoring/prometheus/prometheus.yml
-with each job's targets replaced by the ports started here (the `testbed` job by --testbed, or
-dropped without it) and the rule files by their absolute paths; --interval sets the scrape and
+with each job's targets replaced by the ports started here (the `testbed` job by --testbed and
+the `client` job by --client, each dropped without its flag) and the rule files by their absolute paths; --interval sets the scrape and
 rule evaluation intervals (tests use 1s). Every server keeps its state under DIR.
 
 Exit codes: 0 done, 1 a server did not start (its log is printed), 2 bad usage.
@@ -85,7 +85,7 @@ def launch(name, argv, state):
     raise StartError(f"{name} did not become ready ({' '.join(argv)}):\n{text}")
 
 
-def prometheus_config(urls, interval, testbed, own):
+def prometheus_config(urls, interval, testbed, own, client=None):
     """The shipped prometheus.yml with this stack's targets, rule paths and intervals."""
     config = yaml.safe_load(CONFIG.read_text())
     if interval:
@@ -100,6 +100,7 @@ def prometheus_config(urls, interval, testbed, own):
         "alertmanager": host(urls["alertmanager"]),
         "prometheus": own,
         "testbed": testbed,
+        "client": client,
     }
     jobs = []
     for job in config["scrape_configs"]:
@@ -141,7 +142,7 @@ def start(args):
         )
         config_file = state / "prometheus.yml"
         # Its own port is known once it runs: started without the self-scrape, then reloaded.
-        config_file.write_text(yaml.safe_dump(prometheus_config(urls, args.interval, args.testbed, None)))
+        config_file.write_text(yaml.safe_dump(prometheus_config(urls, args.interval, args.testbed, None, args.client)))
         started["prometheus"], urls["prometheus"] = launch(
             "prometheus",
             [
@@ -154,7 +155,7 @@ def start(args):
             state,
         )
         own = urls["prometheus"].split("://", 1)[1]
-        config_file.write_text(yaml.safe_dump(prometheus_config(urls, args.interval, args.testbed, own)))
+        config_file.write_text(yaml.safe_dump(prometheus_config(urls, args.interval, args.testbed, own, args.client)))
         request = urllib.request.Request(f"{urls['prometheus']}/-/reload", method="POST")
         with urllib.request.urlopen(request, timeout=30) as response:
             if response.status != 200:
@@ -209,6 +210,7 @@ def main():
     up.add_argument("dir", help="state directory (data, logs, stack.json)")
     up.add_argument("--interval", help="scrape and evaluation interval, e.g. 1s (default: the config's)")
     up.add_argument("--testbed", metavar="HOST:PORT", help="a testbed serve to scrape")
+    up.add_argument("--client", metavar="HOST:PORT", help="a traced application's client health to scrape")
     up.add_argument("--env", action="store_true", help="print shell exports of the URLs")
     down = commands.add_parser("stop", help="stop the stack started in DIR")
     down.add_argument("dir")

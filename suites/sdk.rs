@@ -172,8 +172,20 @@ pub fn check(ok: bool, what: impl FnOnce() -> String) -> Result<(), String> {
 pub type Sdk<'a> = &'a dyn SdkUnderTest;
 
 /// Records the client's counts as the test's figures (`reliability_sdk_*` in report.json,
-/// JUnit and the Pushgateway): the KPIs the SDK suites report besides caller latencies.
+/// JUnit and the Pushgateway): the KPIs the SDK suites report besides caller latencies. The
+/// drop rate is `sdk_span_drop_rate`, the figure the drop-rate alert reads: a test that
+/// overloads the client on purpose records it as `sdk_span_drop_rate_overload` instead
+/// ([`record_overloaded`]).
 pub fn record_health(metrics: &reliability_harness::Metrics, h: &reliability_client::sdk::SdkHealth) {
+    record_as(metrics, h, "sdk_span_drop_rate");
+}
+
+/// [`record_health`] for a test that drops spans by design (a held or overrun queue).
+pub fn record_overloaded(metrics: &reliability_harness::Metrics, h: &reliability_client::sdk::SdkHealth) {
+    record_as(metrics, h, "sdk_span_drop_rate_overload");
+}
+
+fn record_as(metrics: &reliability_harness::Metrics, h: &reliability_client::sdk::SdkHealth, drop_rate: &str) {
     let s = &h.spans;
     let side = &h.side;
     let m = &h.metadata;
@@ -197,12 +209,22 @@ pub fn record_health(metrics: &reliability_harness::Metrics, h: &reliability_cli
         metrics.set(name, value as f64);
     }
     let rate = if s.ended == 0 { 0.0 } else { s.dropped as f64 / s.ended as f64 };
-    metrics.set("sdk_span_drop_rate", rate);
+    metrics.set(drop_rate, rate);
 }
 
 /// Shuts the client down and records its final counts as figures ([`record_health`]).
 pub fn finish(client: &dyn SdkUnderTest, metrics: &reliability_harness::Metrics) -> reliability_client::sdk::SdkHealth {
     let health = client.shutdown();
     record_health(metrics, &health);
+    health
+}
+
+/// [`finish`] for a test that drops spans by design ([`record_overloaded`]).
+pub fn finish_overloaded(
+    client: &dyn SdkUnderTest,
+    metrics: &reliability_harness::Metrics,
+) -> reliability_client::sdk::SdkHealth {
+    let health = client.shutdown();
+    record_overloaded(metrics, &health);
     health
 }

@@ -262,7 +262,7 @@ fn memory_pressure_degrades_by_dropping_not_crashing(metrics: &rh::Metrics) -> R
     gate.open();
     metrics.set("rlimit_data_bytes", limit as f64);
     metrics.set("heap_held_under_pressure_bytes", held as f64);
-    let h = sdk::finish(&*client, metrics);
+    let h = sdk::finish_overloaded(&*client, metrics);
     check(refused, || "a 1 GiB allocation succeeded under the data limit: the limit is not in force".into())?;
     check(live.spans.dropped > 40_000 && live.side.evaluations_dropped > 3_000, || format!("{live:#?}"))?;
     all_accounted(&backend, &h, 50_000)?;
@@ -430,7 +430,7 @@ fn shutdown_while_many_threads_are_ending_spans(metrics: &rh::Metrics) -> Result
     });
     let ended: u64 = counts.iter().map(|c| c.load(Ordering::Relaxed)).sum();
     let h = client.health();
-    sdk::record_health(metrics, &h);
+    sdk::record_overloaded(metrics, &h);
     metrics.set("shutdown_seconds_under_32_threads", shutdown_took.as_secs_f64());
     metrics.set("spans_after_shutdown", h.spans.after_shutdown as f64);
     let s = &h.spans;

@@ -212,10 +212,9 @@ fn generation_faster_than_export_counts_every_drop(metrics: &rh::Metrics) -> Res
     let backend = slow_backend()?;
     let client = sdk::reference(&backend, |c, _| c.max_queue_size = 2_048)?;
     let ended = flood(&*client, 4, 25_000)?;
-    let h = sdk::finish(&*client, metrics);
+    let h = sdk::finish_overloaded(&*client, metrics);
     let s = &h.spans;
     let stored = accepted_by_backend(&backend)?;
-    metrics.set("sdk_span_drop_rate_overload", s.dropped as f64 / ended as f64);
     check(ended == 100_000 && s.ended == ended && s.is_balanced(), || format!("{ended} ended: {s:#?}"))?;
     check(s.failed == 0 && s.dropped_sdk == 0, || format!("{s:#?}"))?;
     check(stored == s.exported && s.dropped == ended - stored, || {
@@ -233,7 +232,7 @@ fn silent_drops_are_caught(metrics: &rh::Metrics) -> Result<(), String> {
         c.hooks.sdk_queue_only = true;
     })?;
     let caught = flood(&*client, 4, 25_000).is_err();
-    let s = sdk::finish(&*client, metrics).spans;
+    let s = sdk::finish_overloaded(&*client, metrics).spans;
     check(caught, || "spans dropped silently by the SDK's queue passed the live drop check".into())?;
     // At shutdown the SDK's own count tells.
     check(s.dropped_sdk > 0 && s.dropped == s.dropped_sdk, || format!("{s:#?}"))
@@ -327,7 +326,7 @@ fn the_clients_health_is_visible_to_a_scraper_while_it_runs(metrics: &rh::Metric
     let gate = ExportGate::closed();
     let client = visible_client(&backend, true, &gate)?;
     health_is_scraped_while_it_runs(&*client, &gate, &backend)?;
-    let h = sdk::finish(&*client, metrics);
+    let h = sdk::finish_overloaded(&*client, metrics);
     check(h.spans.is_balanced() && h.side.evaluations_failed == 20, || format!("{h:#?}"))
 }
 
@@ -339,6 +338,6 @@ fn a_client_with_no_health_endpoint_is_caught(metrics: &rh::Metrics) -> Result<(
     let client = visible_client(&backend, false, &gate)?;
     let caught = health_is_scraped_while_it_runs(&*client, &gate, &backend).is_err();
     gate.open();
-    sdk::finish(&*client, metrics);
+    sdk::finish_overloaded(&*client, metrics);
     check(caught, || "a client with no health endpoint passed the visibility check".into())
 }
