@@ -163,6 +163,26 @@ pub fn live_heap() -> Result<u64, String> {
         .ok_or_else(|| "the harness's counting allocator is not installed in this binary".into())
 }
 
+/// Polls until every span the client was given has left its queue (bounded by `within`).
+pub fn drained(client: &dyn SdkUnderTest, within: Duration) -> bool {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let s = client.health().spans;
+        if s.queued == 0 && s.in_export == 0 && s.exported + s.failed + s.dropped == s.ended {
+            return true;
+        }
+        if std::time::Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Spans the backend accepted, from its own counter (which survives [`delete_project`]).
+pub fn accepted_by_backend(backend: &Backend) -> Result<u64, String> {
+    Ok(backend_metric(backend, "testbed_spans_accepted_total")? as u64)
+}
+
 /// `Err` with `what` unless `ok`.
 pub fn check(ok: bool, what: impl FnOnce() -> String) -> Result<(), String> {
     if ok { Ok(()) } else { Err(what()) }

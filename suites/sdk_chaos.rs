@@ -17,10 +17,6 @@ use serde_json::json;
 use testbed::Backend;
 use testbed::proxy::{Kind, ProxyConfig, ProxyServer, ProxySpec, Stream, Toxic};
 
-fn accepted_by_backend(backend: &Backend) -> Result<u64, String> {
-    Ok(sdk::backend_metric(backend, "testbed_spans_accepted_total")? as u64)
-}
-
 /// Ends `spans` spans in ticks of 100 spans every 100 ms (every 10th span with an evaluation
 /// and a tag), timing each call as `caller_<call>_<condition>`; how many evaluations were
 /// taken. Evaluation ids are `<condition>-<n>`, unique per condition.
@@ -51,26 +47,11 @@ fn traffic(client: Sdk<'_>, condition: &str, spans: u64, metrics: &rh::Metrics) 
     taken
 }
 
-/// Polls until every span the client was given has left its queue (bounded by `within`).
-fn drained(client: Sdk<'_>, within: Duration) -> bool {
-    let deadline = Instant::now() + within;
-    loop {
-        let s = client.health().spans;
-        if s.queued == 0 && s.in_export == 0 && s.exported + s.failed + s.dropped == s.ended {
-            return true;
-        }
-        if Instant::now() > deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// Every span and evaluation the client was given is where the backend says it is.
 fn all_accounted(backend: &Backend, h: &reliability_client::sdk::SdkHealth, ended: u64) -> Result<(), String> {
     let s = &h.spans;
     check(s.ended == ended && s.is_balanced(), || format!("{ended} ended: {s:#?}"))?;
-    let stored = accepted_by_backend(backend)?;
+    let stored = sdk::accepted_by_backend(backend)?;
     check(stored == s.exported, || format!("the backend accepted {stored}, the client exported {}", s.exported))?;
     let side = &h.side;
     let accepted = sdk::side_stats(backend, "evaluations")?["accepted"].as_u64().unwrap_or(0);
@@ -163,7 +144,7 @@ fn a_partition_and_stalls_through_the_chaos_proxy(metrics: &rh::Metrics) -> Resu
     let mut ended = 0;
     traffic(&*client, "normal", 500, metrics);
     ended += 500;
-    check(drained(&*client, Duration::from_secs(60)), || format!("{:#?}", client.health()))?;
+    check(sdk::drained(&*client, Duration::from_secs(60)), || format!("{:#?}", client.health()))?;
     let before = client.health();
 
     api(proxy.server.set_enabled(PROXY, false))?;
@@ -190,7 +171,7 @@ fn a_partition_and_stalls_through_the_chaos_proxy(metrics: &rh::Metrics) -> Resu
             std::thread::sleep(Duration::from_millis(20));
         }
         api(proxy.server.remove_toxic(PROXY, "stall"))?;
-        check(drained(&*client, Duration::from_secs(120)), || format!("stall {round}: {:#?}", client.health()))?;
+        check(sdk::drained(&*client, Duration::from_secs(120)), || format!("stall {round}: {:#?}", client.health()))?;
     }
 
     traffic(&*client, "healed", 500, metrics);
@@ -266,7 +247,7 @@ fn memory_pressure_degrades_by_dropping_not_crashing(metrics: &rh::Metrics) -> R
     check(refused, || "a 1 GiB allocation succeeded under the data limit: the limit is not in force".into())?;
     check(live.spans.dropped > 40_000 && live.side.evaluations_dropped > 3_000, || format!("{live:#?}"))?;
     all_accounted(&backend, &h, 50_000)?;
-    check(h.spans.dropped == 50_000 - accepted_by_backend(&backend)?, || format!("{:#?}", h.spans))?;
+    check(h.spans.dropped == 50_000 - sdk::accepted_by_backend(&backend)?, || format!("{:#?}", h.spans))?;
     check(evaluations == h.side.evaluations_sent, || format!("{evaluations} taken: {:#?}", h.side))?;
     // 8,192 queued spans of 16 KB, the 1,000 evaluations: well under the limit.
     check(held < 256 << 20, || format!("{held} heap bytes held under the data limit"))
@@ -359,7 +340,7 @@ fn cpu_throttling_of_the_background_work(metrics: &rh::Metrics) -> Result<(), St
     let client = sdk::reference(&backend, |_, _| {})?;
     // Start the export thread and the workers (they exist from start-up; one export to see).
     traffic(&*client, "warm_up", 100, metrics);
-    check(drained(&*client, Duration::from_secs(60)), || format!("{:#?}", client.health()))?;
+    check(sdk::drained(&*client, Duration::from_secs(60)), || format!("{:#?}", client.health()))?;
     let tids = threads_named(&["OpenTelemetry", "side-"]);
     check(tids.len() >= 3, || format!("found {} background threads to throttle: {tids:?}", tids.len()))?;
     let cgroup = throttle_with_cgroup_v2(&tids);
@@ -383,7 +364,7 @@ fn cpu_throttling_of_the_background_work(metrics: &rh::Metrics) -> Result<(), St
         taken
     });
     metrics.set("spans_exported_while_throttled", (client.health().spans.exported - exported_before) as f64);
-    check(drained(&*client, Duration::from_secs(120)), || format!("never caught up: {:#?}", client.health()))?;
+    check(sdk::drained(&*client, Duration::from_secs(120)), || format!("never caught up: {:#?}", client.health()))?;
     let h = sdk::finish(&*client, metrics);
     if let Ok(dir) = cgroup {
         let _ = std::fs::remove_dir(dir);
@@ -439,6 +420,6 @@ fn shutdown_while_many_threads_are_ending_spans(metrics: &rh::Metrics) -> Result
     check(shutdown_took < Duration::from_secs(90), || format!("shutdown took {shutdown_took:?} with a 30 s bound"))?;
     check(s.ended + s.after_shutdown == ended && s.is_balanced(), || format!("{ended} ended by the threads: {s:#?}"))?;
     check(s.ended == during.spans.ended, || format!("spans counted ended after shutdown returned: {s:#?}"))?;
-    let stored = accepted_by_backend(&backend)?;
+    let stored = sdk::accepted_by_backend(&backend)?;
     check(stored == s.exported, || format!("the backend accepted {stored}: {s:#?}"))
 }

@@ -72,25 +72,6 @@ fn paced(client: Sdk<'_>, backend: &Backend, total: u64, seconds: u64, samples: 
     Ok(Paced { ended, heap, peak_utilisation: peak, seconds: started.elapsed().as_secs_f64() })
 }
 
-/// Polls until every span the client was given has left its queue (bounded by `within`).
-fn drained(client: Sdk<'_>, within: Duration) -> bool {
-    let deadline = Instant::now() + within;
-    loop {
-        let s = client.health().spans;
-        if s.queued == 0 && s.in_export == 0 && s.exported + s.failed + s.dropped == s.ended {
-            return true;
-        }
-        if Instant::now() > deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn accepted_by_backend(backend: &Backend) -> Result<u64, String> {
-    Ok(sdk::backend_metric(backend, "testbed_spans_accepted_total")? as u64)
-}
-
 /// Heap growth after the first tenth (warm-up) of a paced run: the largest later sample less
 /// the first.
 fn growth_after_warm_up(heap: &[u64]) -> i64 {
@@ -121,7 +102,7 @@ fn sustained(
     check(run.peak_utilisation < 0.5, || {
         format!("the queue reached {:.0}% under normal load", run.peak_utilisation * 100.0)
     })?;
-    let stored = accepted_by_backend(backend)?;
+    let stored = sdk::accepted_by_backend(backend)?;
     check(stored == s.exported, || format!("the backend accepted {stored}, the client exported {}", s.exported))?;
     check(growth < max_growth, || format!("the heap grew by {growth} bytes after warm-up ({:?})", run.heap))
 }
@@ -156,12 +137,12 @@ fn a_burst_of_ten_thousand_spans_drains_with_no_drop(metrics: &rh::Metrics) -> R
     let backend = sdk::backend()?;
     let client = sdk::reference(&backend, |_, _| {})?;
     paced(&*client, &backend, 500, 1, 0)?;
-    check(drained(&*client, Duration::from_secs(120)), || format!("warm-up never drained: {:#?}", client.health()))?;
+    check(sdk::drained(&*client, Duration::from_secs(120)), || format!("warm-up never drained: {:#?}", client.health()))?;
     sdk::delete_project(&backend)?;
     let baseline = live_heap()?;
     let burst = paced(&*client, &backend, 10_000, 1, 0)?;
     let peak = live_heap()?.saturating_sub(baseline);
-    check(drained(&*client, Duration::from_secs(120)), || format!("the burst never drained: {:#?}", client.health()))?;
+    check(sdk::drained(&*client, Duration::from_secs(120)), || format!("the burst never drained: {:#?}", client.health()))?;
     sdk::delete_project(&backend)?;
     let after = live_heap()? as i64 - baseline as i64;
     metrics.set("heap_at_burst_end_bytes", peak as f64);
@@ -171,7 +152,7 @@ fn a_burst_of_ten_thousand_spans_drains_with_no_drop(metrics: &rh::Metrics) -> R
     let s = &h.spans;
     metrics.set("sdk_span_drop_rate_spike", s.dropped as f64 / 10_000.0);
     check(s.ended == 10_500 && s.dropped == 0 && s.is_balanced(), || format!("{s:#?}"))?;
-    let stored = accepted_by_backend(&backend)?;
+    let stored = sdk::accepted_by_backend(&backend)?;
     check(stored == 10_500 && s.exported == 10_500, || format!("the backend accepted {stored}: {s:#?}"))?;
     check(after < 1 << 20, || format!("{after} heap bytes still held after the burst drained (at its end: {peak})"))
 }
@@ -214,7 +195,7 @@ fn generation_faster_than_export_counts_every_drop(metrics: &rh::Metrics) -> Res
     let ended = flood(&*client, 4, 25_000)?;
     let h = sdk::finish_overloaded(&*client, metrics);
     let s = &h.spans;
-    let stored = accepted_by_backend(&backend)?;
+    let stored = sdk::accepted_by_backend(&backend)?;
     check(ended == 100_000 && s.ended == ended && s.is_balanced(), || format!("{ended} ended: {s:#?}"))?;
     check(s.failed == 0 && s.dropped_sdk == 0, || format!("{s:#?}"))?;
     check(stored == s.exported && s.dropped == ended - stored, || {
@@ -262,11 +243,11 @@ fn a_hundred_threads_of_a_thousand_spans_are_all_accounted(metrics: &rh::Metrics
             });
         }
     });
-    let all_drained = drained(&*client, Duration::from_secs(240));
+    let all_drained = sdk::drained(&*client, Duration::from_secs(240));
     metrics.set("sdk_spans_per_second", 100_000.0 / started.elapsed().as_secs_f64());
     let h = sdk::finish(&*client, metrics);
     let s = &h.spans;
-    let (ended, stored) = (ended.into_inner(), accepted_by_backend(&backend)?);
+    let (ended, stored) = (ended.into_inner(), sdk::accepted_by_backend(&backend)?);
     check(all_drained, || format!("not drained within 240 s: {s:#?}"))?;
     check(ended == 100_000 && s.ended == ended && s.is_balanced(), || format!("{ended} ended: {s:#?}"))?;
     check(s.exported == ended && stored == ended && s.dropped == 0, || format!("the backend accepted {stored}: {s:#?}"))
@@ -297,8 +278,8 @@ fn health_is_scraped_while_it_runs(client: Sdk<'_>, gate: &ExportGate, backend: 
     check(get("reliability_client_side_api_errors_total{endpoint=\"evaluations\",status=\"500\"}") >= 1.0, || {
         format!("no API error in the scrape: {scraped:#?}")
     })?;
-    check(drained(client, Duration::from_secs(120)), || format!("never drained: {:#?}", client.health()))?;
-    let stored = accepted_by_backend(backend)?;
+    check(sdk::drained(client, Duration::from_secs(120)), || format!("never drained: {:#?}", client.health()))?;
+    let stored = sdk::accepted_by_backend(backend)?;
     check(dropped == 2_000.0 - stored as f64, || {
         format!("the scrape said {dropped} dropped; {stored} of 2,000 arrived")
     })

@@ -85,7 +85,12 @@ fn main() -> ExitCode {
     let h = sdk.shutdown();
     println!(
         "done: {} spans ended, {} exported, {} dropped, {} failed; {} evaluations sent, {} failed",
-        h.spans.ended, h.spans.exported, h.spans.dropped, h.spans.failed, h.side.evaluations_sent, h.side.evaluations_failed
+        h.spans.ended,
+        h.spans.exported,
+        h.spans.dropped,
+        h.spans.failed,
+        h.side.evaluations_sent,
+        h.side.evaluations_failed
     );
     let _ = std::io::stdout().flush();
     std::thread::sleep(Duration::from_secs(args.linger));
