@@ -137,12 +137,16 @@ fn a_burst_of_ten_thousand_spans_drains_with_no_drop(metrics: &rh::Metrics) -> R
     let backend = sdk::backend()?;
     let client = sdk::reference(&backend, |_, _| {})?;
     paced(&*client, &backend, 500, 1, 0)?;
-    check(sdk::drained(&*client, Duration::from_secs(120)), || format!("warm-up never drained: {:#?}", client.health()))?;
+    check(sdk::drained(&*client, Duration::from_secs(120)), || {
+        format!("warm-up never drained: {:#?}", client.health())
+    })?;
     sdk::delete_project(&backend)?;
     let baseline = live_heap()?;
     let burst = paced(&*client, &backend, 10_000, 1, 0)?;
     let peak = live_heap()?.saturating_sub(baseline);
-    check(sdk::drained(&*client, Duration::from_secs(120)), || format!("the burst never drained: {:#?}", client.health()))?;
+    check(sdk::drained(&*client, Duration::from_secs(120)), || {
+        format!("the burst never drained: {:#?}", client.health())
+    })?;
     sdk::delete_project(&backend)?;
     let after = live_heap()? as i64 - baseline as i64;
     metrics.set("heap_at_burst_end_bytes", peak as f64);
