@@ -10,6 +10,11 @@
 //!    installed (`global_allocator!`, as every user's binary has it). Target: at most 1.05
 //!    for what users get, the allocator included.
 //!
+//! 3. The whole process on 10,000 trivial tests in thread isolation with every report on,
+//!    with and without a default timeout, beside bare libtest-mimic (`many-bare`) and std
+//!    libtest (the same 10,000 `#[test]` functions, compiled here with `rustc --test`),
+//!    best of 5 medians of 3 runs each. Target: at most 0.1 s either way.
+//!
 //! Run from the workspace root:
 //! `cargo build --release -p harness-selftest --bins && target/release/overhead-bench`
 
@@ -96,6 +101,7 @@ fn main() -> Result<(), String> {
     }
     let fastest = |runs: Vec<Duration>| runs.into_iter().min().unwrap_or_default();
     let (bare, on, on_alloc) = (fastest(bare), fastest(on), fastest(on_alloc));
+    let whole = whole_process(&suite_alloc, &sibling("many-bare")?, &scratch, threads)?;
     let _ = std::fs::remove_dir_all(&scratch);
 
     let per_test = |total: Duration, base: Duration| total.saturating_sub(base).as_secs_f64() / TESTS * 1e3;
@@ -122,5 +128,91 @@ fn main() -> Result<(), String> {
             false => "NOT met",
         }
     );
+    whole.print();
     Ok(())
+}
+
+/// The whole-process figures of section 3.
+struct Whole {
+    bare: Duration,
+    std: Duration,
+    ours: Duration,
+    ours_timeout: Duration,
+}
+
+impl Whole {
+    fn print(&self) {
+        let line = |label: &str, run: Duration, target: bool| {
+            let verdict = match (target, run.as_secs_f64() <= 0.1) {
+                (false, _) => "",
+                (true, true) => "  (target <= 0.100 s: met)",
+                (true, false) => "  (target <= 0.100 s: NOT met)",
+            };
+            let ratio = run.as_secs_f64() / self.bare.as_secs_f64().max(1e-9);
+            println!("  {label:<40} {:>8.3}s {ratio:>7.1}x{verdict}", run.as_secs_f64());
+        };
+        println!(
+            "whole process on 10000 trivial tests, thread isolation, every report on, best of 5 medians of 3 runs each"
+        );
+        line("bare libtest-mimic", self.bare, false);
+        line("std libtest", self.std, false);
+        line("reliability (counting allocator)", self.ours, true);
+        line("reliability, default timeout 120 s", self.ours_timeout, true);
+    }
+}
+
+/// 10,000 `#[test]` functions named as `many.rs` names its tests, for std libtest.
+fn std_suite_source() -> String {
+    let mut src = String::from("#![allow(unused)]\n");
+    for a in 0..10 {
+        src.push_str(&format!("mod a{a} {{\n"));
+        for m in 0..10 {
+            src.push_str(&format!("mod m{m} {{\n"));
+            for n in 0..10 {
+                src.push_str(&format!("mod n{n} {{\n"));
+                for t in 0..10 {
+                    src.push_str(&format!("#[test] fn t{t}() {{}}\n"));
+                }
+                src.push_str("}\n");
+            }
+            src.push_str("}\n");
+        }
+        src.push_str("}\n");
+    }
+    src
+}
+
+fn whole_process(ours: &Path, bare: &Path, scratch: &Path, threads: &str) -> Result<Whole, String> {
+    std::fs::create_dir_all(scratch).map_err(|e| format!("{}: {e}", scratch.display()))?;
+    let source = scratch.join("many_std.rs");
+    std::fs::write(&source, std_suite_source()).map_err(|e| format!("{}: {e}", source.display()))?;
+    let std_bin = scratch.join("many-std");
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let built = Command::new(&rustc)
+        .args(["--edition", "2021", "--test", "-C", "opt-level=1", "-o"])
+        .arg(&std_bin)
+        .arg(&source)
+        .status()
+        .map_err(|e| format!("{rustc}: {e}"))?;
+    if !built.success() {
+        return Err(format!("{rustc} --test {}: {built}", source.display()));
+    }
+    let run = |path: &Path, args: &'static [&'static str]| {
+        let (path, scratch) = (path.to_path_buf(), scratch.to_path_buf());
+        move || {
+            let mut cmd = Command::new(&path);
+            cmd.args(args).args(["--test-threads", threads]).env("RELIABILITY_OUTPUT_DIR", &scratch);
+            cmd.env_remove("RELIABILITY_TIMEOUT");
+            cmd
+        }
+    };
+    let (mut b, mut s, mut o, mut t) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..5 {
+        b.push(time("bare libtest-mimic", run(bare, &["-q"]))?);
+        s.push(time("std libtest", run(&std_bin, &["-q"]))?);
+        o.push(time("reliability", run(ours, &["--isolation", "thread", "-q"]))?);
+        t.push(time("reliability with a timeout", run(ours, &["--isolation", "thread", "-q", "--timeout", "120"]))?);
+    }
+    let fastest = |runs: Vec<Duration>| runs.into_iter().min().unwrap_or_default();
+    Ok(Whole { bare: fastest(b), std: fastest(s), ours: fastest(o), ours_timeout: fastest(t) })
 }
