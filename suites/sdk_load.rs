@@ -279,8 +279,10 @@ fn health_is_scraped_while_it_runs(client: Sdk<'_>, gate: &ExportGate, backend: 
     let dropped = get("reliability_client_spans_dropped_total{reason=\"queue_full\"}");
     check(get("reliability_client_spans_created_total") == 2_000.0, || format!("{scraped:#?}"))?;
     check(get("reliability_client_queue_utilisation_ratio") >= 0.9 && dropped > 0.0, || format!("{scraped:#?}"))?;
-    check(get("reliability_client_side_api_errors_total{endpoint=\"evaluations\",status=\"500\"}") >= 1.0, || {
-        format!("no API error in the scrape: {scraped:#?}")
+    let answered_500 = sdk::ledger(backend, "evaluations")?.iter().filter(|e| e["status"] == 500).count() as f64;
+    let api_errors = get("reliability_client_side_api_errors_total{endpoint=\"evaluations\",status=\"500\"}");
+    check(answered_500 >= 1.0 && api_errors == answered_500, || {
+        format!("the backend answered {answered_500} 500s; the scrape says {api_errors}: {scraped:#?}")
     })?;
     check(sdk::drained(client, Duration::from_secs(120)), || format!("never drained: {:#?}", client.health()))?;
     let stored = sdk::accepted_by_backend(backend)?;
