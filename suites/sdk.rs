@@ -71,11 +71,10 @@ pub fn reference_serving(
 
 /// A GET of `url`, as text.
 pub fn get_text(url: &str) -> Result<String, String> {
-    off_runtime(|| {
-        let client = reqwest::blocking::Client::builder().timeout(Duration::from_secs(30)).build()?;
-        client.get(url).send()?.error_for_status()?.text()
-    })
-    .map_err(|e| format!("{url}: {e}"))
+    match request_text(reqwest::Method::GET, url, None)? {
+        (200, text) => Ok(text),
+        (status, text) => Err(format!("{url} answered {status}: {text}")),
+    }
 }
 
 /// The samples of a Prometheus text exposition, by series (`name` or `name{labels}`, as
@@ -107,7 +106,7 @@ pub fn delete_project(backend: &Backend) -> Result<(), String> {
     }
 }
 
-fn request(method: reqwest::Method, url: &str, body: Option<&Value>) -> Result<(u16, Value), String> {
+fn request_text(method: reqwest::Method, url: &str, body: Option<&Value>) -> Result<(u16, String), String> {
     off_runtime(|| {
         let client = reqwest::blocking::Client::builder().timeout(Duration::from_secs(30)).build()?;
         let mut request = client.request(method, url);
@@ -116,10 +115,14 @@ fn request(method: reqwest::Method, url: &str, body: Option<&Value>) -> Result<(
         }
         let response = request.send()?;
         let status = response.status().as_u16();
-        let text = response.text().unwrap_or_default();
-        Ok::<_, reqwest::Error>((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
+        Ok::<_, reqwest::Error>((status, response.text().unwrap_or_default()))
     })
     .map_err(|e| format!("{url}: {e}"))
+}
+
+fn request(method: reqwest::Method, url: &str, body: Option<&Value>) -> Result<(u16, Value), String> {
+    let (status, text) = request_text(method, url, body)?;
+    Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
 }
 
 /// Sets the fault plan of `endpoint` (`traces`, `evaluations` or `tags`).

@@ -135,8 +135,8 @@ pub struct Accounting {
     pub queued: u64,
     /// The queue's bound.
     pub queue_capacity: u64,
-    /// Ended after shutdown began, or started after it (the SDK never records those); not
-    /// exported.
+    /// Ended after shutdown began (counted by the processor, or by the reference client once
+    /// it began shutting down: the SDK skips them silently); not exported.
     pub after_shutdown: u64,
     /// Shutdown finished within its bound: the queue was drained and every export returned.
     pub shutdown_completed: bool,
@@ -304,6 +304,13 @@ pub(crate) fn register_accounting(registry: &prometheus::Registry, a: &Accountin
 }
 
 /// Adds the export-duration histogram (`reliability_client_export_duration_seconds`).
-pub(crate) fn register_export_histogram(registry: &prometheus::Registry, c: &Counters) {
+/// The accounting as of now and the export-duration histogram, from the counters (before
+/// and after shutdown alike).
+pub(crate) fn register_counters(registry: &prometheus::Registry, c: &Counters) {
+    register_accounting(registry, &Accounting::from(c), now_unix_ms());
+    register_export_histogram(registry, c);
+}
+
+fn register_export_histogram(registry: &prometheus::Registry, c: &Counters) {
     let _ = registry.register(Box::new(c.export_duration.clone()));
 }

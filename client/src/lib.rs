@@ -475,8 +475,7 @@ impl Pipeline {
 
     /// Adds the pipeline's health to `registry` (see [`Pipeline::metrics`]).
     pub fn register_metrics(&self, registry: &prometheus::Registry) {
-        accounting::register_accounting(registry, &self.accounting(), accounting::now_unix_ms());
-        accounting::register_export_histogram(registry, &self.counters);
+        accounting::register_counters(registry, &self.counters);
     }
 }
 

@@ -246,9 +246,7 @@ impl SdkUnderTest for ReferenceSdk {
 
     fn metrics(&self) -> String {
         let registry = prometheus::Registry::new();
-        let spans = Accounting::from(&self.counters);
-        crate::accounting::register_accounting(&registry, &spans, crate::accounting::now_unix_ms());
-        crate::accounting::register_export_histogram(&registry, &self.counters);
+        crate::accounting::register_counters(&registry, &self.counters);
         let _ = registry.register(Box::new(self.overhead.clone()));
         crate::side::register_metrics(&registry, &self.side.health());
         crate::accounting::encode(&registry)
