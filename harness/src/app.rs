@@ -31,6 +31,7 @@ use crate::registry::{self, Isolation, TestCase};
 use crate::report::RunInfo;
 use crate::report::lastfailed::LastFailed;
 use crate::report::summary::Summary;
+use crate::run::pool::Pool;
 use crate::run::schedule::{RunCtx, Slots};
 use crate::run::share::ShareServer;
 use crate::select::{Decision, Selection};
@@ -220,14 +221,18 @@ pub fn run(tests: Vec<TestCase>, args: Vec<OsString>, env: &dyn Fn(&str) -> Opti
         live,
     });
 
+    let tests = Arc::new(tests);
+    let pool = Pool::new(Arc::clone(&ctx), Arc::clone(&tests));
+    // The pool's jobs: the trials libtest will run, in its order (indices into `tests`).
+    let mut jobs = Vec::new();
     let mut trials = Vec::new();
     let mut gated = Vec::new();
     for (i, decision) in &order {
         let test = &tests[*i];
         let trial = match decision {
-            Decision::Run => trial(test, &ctx).with_ignored_flag(in_process && libtest.ignored),
+            Decision::Run => trial(test, &pool, jobs.len()).with_ignored_flag(in_process && libtest.ignored),
             Decision::Gated { missing } => {
-                let trial = trial(test, &ctx).with_ignored_flag(true);
+                let trial = trial(test, &pool, jobs.len()).with_ignored_flag(true);
                 if !libtest.is_filtered_out(&trial) && libtest.is_ignored(&trial) {
                     gated.push(TestReport {
                         name: test.name.clone(),
@@ -247,6 +252,9 @@ pub fn run(tests: Vec<TestCase>, args: Vec<OsString>, env: &dyn Fn(&str) -> Opti
             }
         };
         let runs = !libtest.is_filtered_out(&trial) && !libtest.is_ignored(&trial);
+        if runs {
+            jobs.push(*i);
+        }
         if runs && ctx.isolation_of(test) == Isolation::Thread {
             *ctx.suite_remaining
                 .lock()
@@ -296,7 +304,13 @@ pub fn run(tests: Vec<TestCase>, args: Vec<OsString>, env: &dyn Fn(&str) -> Opti
             from_start,
         )
     });
-    let conclusion = libtest_mimic::run(&libtest, trials);
+    // The pool's workers run the tests; libtest, on this thread, prints them in order.
+    if !libtest.list {
+        pool.start(jobs, ctx.slots.capacity as usize);
+    }
+    let printing = Arguments { test_threads: Some(1), ..libtest.clone() };
+    let conclusion = libtest_mimic::run(&printing, trials);
+    pool.finish();
     drop(progress);
     let mut reports: Vec<TestReport> = reports.try_iter().collect();
     drop(share_server);
@@ -559,9 +573,10 @@ fn exit_code(conclusion: &Conclusion, interrupted: bool, session_errors: bool) -
     }
 }
 
-fn trial(test: &TestCase, ctx: &Arc<RunCtx>) -> Trial {
-    let (test_owned, ctx) = (test.clone(), Arc::clone(ctx));
-    Trial::ignorable_test(test.name.clone(), move || ctx.run_test(&test_owned))
+/// `test`'s trial: its runner waits for job `job` of the pool (never called unless it runs).
+fn trial(test: &TestCase, pool: &Arc<Pool>, job: usize) -> Trial {
+    let pool = Arc::clone(pool);
+    Trial::ignorable_test(test.name.clone(), move || pool.wait(job))
 }
 
 fn describe_selection(settings: &SelectionSettings) -> String {

@@ -328,7 +328,7 @@ macro_rules! shared_fixture {
 /// thread-mode run never set up the same session fixture twice.
 pub struct Setup<'a> {
     shared: &'a Shared,
-    suite: String,
+    suite: &'a str,
     pub(crate) test: Store,
     /// Fixtures being set up, outermost first, for cycle and scope checks.
     stack: Vec<(TypeId, &'static str, Scope)>,
@@ -343,8 +343,8 @@ impl std::fmt::Debug for Setup<'_> {
 }
 
 impl<'a> Setup<'a> {
-    pub(crate) fn new(shared: &'a Shared, suite: &str) -> Setup<'a> {
-        Setup { shared, suite: suite.to_string(), test: Store::default(), stack: Vec::new(), failure: None }
+    pub(crate) fn new(shared: &'a Shared, suite: &'a str) -> Setup<'a> {
+        Setup { shared, suite, test: Store::default(), stack: Vec::new(), failure: None }
     }
 
     /// `T` if its scope has it already. Locks a store only for the lookup.
@@ -352,7 +352,7 @@ impl<'a> Setup<'a> {
         match T::SCOPE {
             Scope::Test => self.test.get::<T>(),
             Scope::Session => self.shared.lock_session().get::<T>(),
-            Scope::Suite => self.shared.lock_suites().get(&self.suite).and_then(Store::get::<T>),
+            Scope::Suite => self.shared.lock_suites().get(self.suite).and_then(Store::get::<T>),
         }
     }
 
@@ -360,13 +360,13 @@ impl<'a> Setup<'a> {
         match scope {
             Scope::Test => self.test.insert(value, owned),
             Scope::Session => self.shared.lock_session().insert(value, owned),
-            Scope::Suite => self.shared.lock_suites().entry(self.suite.clone()).or_default().insert(value, owned),
+            Scope::Suite => self.shared.lock_suites().entry(self.suite.to_string()).or_default().insert(value, owned),
         }
     }
 
     /// The key of `T` in the in-progress table.
     fn key<T: Fixture>(&self) -> (TypeId, String) {
-        let suite = if T::SCOPE == Scope::Suite { self.suite.clone() } else { String::new() };
+        let suite = if T::SCOPE == Scope::Suite { self.suite.to_string() } else { String::new() };
         (TypeId::of::<T>(), suite)
     }
 
@@ -466,7 +466,8 @@ pub(crate) fn share_from_parent<T: Fixture>(shared: &Shared) -> Result<String, S
 }
 
 thread_local! {
-    static CURRENT_TEST: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+    /// Whether a test runs on this thread, and its name (the buffer is kept from test to test).
+    static CURRENT_TEST: std::cell::RefCell<(bool, String)> = const { std::cell::RefCell::new((false, String::new())) };
 }
 
 /// The name of the test running on this thread (`module::function[case]`), as in `--list`.
@@ -474,22 +475,30 @@ thread_local! {
 /// `None` outside a test. `async` tests run on a current-thread runtime on the test's thread,
 /// so this works there too; threads the test spawns itself do not inherit it.
 pub fn current_test() -> Option<String> {
-    CURRENT_TEST.with(|c| c.borrow().clone())
+    CURRENT_TEST.with(|c| {
+        let current = c.borrow();
+        current.0.then(|| current.1.clone())
+    })
 }
 
 /// Sets the current test for the life of the guard (also when the test panics).
 pub(crate) struct CurrentTest;
 
 impl CurrentTest {
-    pub(crate) fn enter(name: String) -> CurrentTest {
-        CURRENT_TEST.with(|c| *c.borrow_mut() = Some(name));
+    pub(crate) fn enter(name: &str) -> CurrentTest {
+        CURRENT_TEST.with(|c| {
+            let mut current = c.borrow_mut();
+            current.1.clear();
+            current.1.push_str(name);
+            current.0 = true;
+        });
         CurrentTest
     }
 }
 
 impl Drop for CurrentTest {
     fn drop(&mut self) {
-        CURRENT_TEST.with(|c| *c.borrow_mut() = None);
+        CURRENT_TEST.with(|c| c.borrow_mut().0 = false);
     }
 }
 

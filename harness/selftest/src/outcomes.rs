@@ -322,6 +322,20 @@ mod outcomes {
         }
     }
 
+    /// Hangs on its first attempt and passes its retry: in thread isolation the watchdog gives
+    /// the first attempt up at its deadline and another worker runs the retry (the hung thread
+    /// sleeps on, abandoned); in process isolation the child is killed. Each attempt that
+    /// started leaves a line, so the two are counted where they happen.
+    #[rh::test(timeout = 1, retries = 1)]
+    fn hangs_once() {
+        let file = state_dir().join("hangs-once");
+        let earlier = std::fs::read_to_string(&file).map(|s| s.lines().count()).unwrap_or(0);
+        append("hangs-once", &format!("{:?}", std::thread::current().id()));
+        if earlier == 0 {
+            std::thread::sleep(std::time::Duration::from_secs(120));
+        }
+    }
+
     #[rh::test(timeout = 1)]
     fn stuck_setup_first(_s: &StuckSession) {}
 

@@ -92,6 +92,7 @@ const EXPECTED: &[(&str, &str, &str)] = &[
     ("fixture_setup_fails", "error", "fixture Broken failed in setup: the database is on fire"),
     ("flaky_once", "flaky", ""),
     ("hangs", "timed_out", ""),
+    ("hangs_once", "flaky", ""),
     ("overflows_stack", "crashed", "(SIGABRT): stack overflow"),
     ("panics_with_fixture", "failed", "test panicked: boom after setup"),
     ("passes", "passed", ""),
@@ -143,6 +144,11 @@ fn check_outcomes(run: &Run, skip: &[&str], overrides: &[(&str, &str)]) {
     assert_eq!(outcomes["xfail_passes"]["outcome"]["strict"], false);
     assert_eq!(outcomes["xfail_strict_passes"]["outcome"]["strict"], true);
     assert!((1.0..1.5).contains(&outcomes["hangs"]["outcome"]["after"].as_f64().unwrap()));
+    // The hung first attempt timed out; its retry, run anew, passed.
+    let tries: Vec<&Value> = outcomes["hangs_once"]["attempts"].as_array().unwrap().iter().collect();
+    let kinds: Vec<&str> = tries.iter().map(|a| a["outcome"]["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["timed_out", "passed"]);
+    assert_eq!(run.lines("hangs-once").len(), 2, "both attempts started");
 }
 
 fn check_fixture_evidence(run: &Run) {
@@ -188,10 +194,10 @@ fn process_isolation_reports_every_outcome_and_goes_on() {
     );
     assert!(run.stdout.contains("---- output of outcomes::hangs ----\nabout to hang"), "{}", run.stdout);
     assert!(!run.stdout.contains("output of a passing test is not shown"));
-    assert!(run.stdout.contains("test result: FAILED. 18 passed; 12 failed; 2 ignored;"), "{}", run.stdout);
+    assert!(run.stdout.contains("test result: FAILED. 19 passed; 12 failed; 2 ignored;"), "{}", run.stdout);
     let last = run.stdout.lines().last().unwrap();
     assert!(
-        last.starts_with("==== 15 passed, 9 failed, 3 errors, 1 flaky, 2 skipped, 1 xfailed, 1 xpassed in "),
+        last.starts_with("==== 15 passed, 9 failed, 3 errors, 2 flaky, 2 skipped, 1 xfailed, 1 xpassed in "),
         "{last}"
     );
 }
@@ -208,6 +214,9 @@ fn thread_isolation_reports_the_same_outcomes() {
     // One process: the suite fixture is set up once and torn down after the suite's last test.
     assert_eq!(run.lines("suite-setup").len(), 1);
     assert_eq!(run.lines("suite-teardown").len(), 1);
+    // The hung attempt's thread still sleeps: the retry ran on the worker that took over.
+    let threads = run.lines("hangs-once");
+    assert_ne!(threads[0], threads[1], "the retry ran on the abandoned thread");
 }
 
 #[test]
@@ -250,7 +259,7 @@ fn last_failed_and_failed_first_use_the_previous_run() {
 
 #[test]
 fn durations_lists_the_slowest_phases() {
-    let run = run(&["--durations", "2", "-k", "hangs or passes"]);
+    let run = run(&["--durations", "2", "-k", "hangs and not once or passes"]);
     let lines: Vec<&str> = run.stdout.lines().collect();
     let at = lines.iter().position(|l| *l == "slowest 2 durations").expect("durations header");
     assert!(lines[at + 1].ends_with("call     outcomes::hangs"), "{}", lines[at + 1]);

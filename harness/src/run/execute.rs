@@ -1,12 +1,9 @@
 //! Executing one attempt of one test in this thread: `skip_if`, fixture setup, the body,
 //! teardown, and what the result means given `xfail`.
 //!
-//! Whether that thread is a libtest worker (thread isolation), a helper thread watched for a
-//! timeout, or the main thread of a child process (process isolation) is decided elsewhere
-//! (`schedule`, `isolate`); this module only turns a test into an [`Attempt`].
-
-use std::sync::Arc;
-use std::time::Duration;
+//! Whether that thread is a worker of the run's pool (thread isolation, watched for a timeout
+//! by the one watchdog) or the main thread of a child process (process isolation) is decided
+//! elsewhere (`pool`, `schedule`, `isolate`); this module only turns a test into an [`Attempt`].
 
 use crate::call::TestCall;
 use crate::fixture::{Shared, runtime};
@@ -28,7 +25,7 @@ pub(crate) struct Teardown {
 /// Runs one attempt of `test` in this thread.
 pub(crate) fn execute(test: &TestCase, shared: &Shared, teardown: Teardown) -> Attempt {
     install_panic_hook();
-    let _current = crate::fixture::CurrentTest::enter(test.name.clone());
+    let _current = crate::fixture::CurrentTest::enter(&test.name);
     if let Some(skip_if) = test.settings.skip_if
         && (skip_if.condition)()
     {
@@ -92,75 +89,5 @@ fn with_teardown_errors(outcome: Outcome, errors: Vec<String>) -> Outcome {
         Outcome::Failed { message } => Outcome::Failed { message: format!("{message}\nand then: {errors}") },
         Outcome::Error { message } => Outcome::Error { message: format!("{message}; then: {errors}") },
         _ => Outcome::Error { message: errors },
-    }
-}
-
-/// A job for an executor thread.
-type Job = Box<dyn FnOnce() + Send>;
-
-/// Threads that run timed attempts, reused from attempt to attempt: a thread per attempt
-/// would cost a thread creation per test (10,000 `clone3` calls for 10,000 tests). A thread
-/// whose attempt timed out is not waited for; it rejoins the pool if its attempt ever ends.
-struct Executors {
-    idle: std::sync::Mutex<Vec<std::sync::mpsc::Sender<Job>>>,
-}
-
-static EXECUTORS: Executors = Executors { idle: std::sync::Mutex::new(Vec::new()) };
-
-impl Executors {
-    fn idle(&self) -> std::sync::MutexGuard<'_, Vec<std::sync::mpsc::Sender<Job>>> {
-        self.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// Runs `job` on an idle executor, or on a new one.
-    fn run(&'static self, mut job: Job) -> std::io::Result<()> {
-        loop {
-            let Some(executor) = self.idle().pop() else { break };
-            match executor.send(job) {
-                Ok(()) => return Ok(()),
-                // That thread is gone: try the next, or start one.
-                Err(std::sync::mpsc::SendError(back)) => job = back,
-            }
-        }
-        let (tx, rx) = std::sync::mpsc::channel::<Job>();
-        let _ = tx.send(job);
-        std::thread::Builder::new().name("reliability-test".into()).spawn(move || {
-            while let Ok(job) = rx.recv() {
-                job();
-                self.idle().push(tx.clone());
-            }
-        })?;
-        Ok(())
-    }
-}
-
-/// Runs an attempt on an executor thread and gives up after `timeout` (thread isolation): the
-/// run goes on and the abandoned thread is left to finish or hang on its own.
-pub(crate) fn execute_with_timeout(
-    test: &TestCase,
-    shared: &Arc<Shared>,
-    teardown: Teardown,
-    timeout: Option<Duration>,
-) -> Attempt {
-    let Some(timeout) = timeout else { return execute(test, shared, teardown) };
-    let (tx, rx) = std::sync::mpsc::channel();
-    let (test_owned, shared_owned) = (test.clone(), Arc::clone(shared));
-    let job: Job = Box::new(move || {
-        let _ = tx.send(execute(&test_owned, &shared_owned, teardown));
-    });
-    if let Err(err) = EXECUTORS.run(job) {
-        return Attempt::bare(Outcome::Error { message: format!("failed to start a thread for the test: {err}") });
-    }
-    match rx.recv_timeout(timeout) {
-        Ok(attempt) => attempt,
-        Err(_) => {
-            // Its thread may be stuck in a fixture's setup: tests waiting for that fixture
-            // must not wait for a thread nobody will ever join.
-            shared.abandon(&test.name);
-            Attempt {
-                phases: Phases { call: timeout, ..Phases::default() },
-                ..Attempt::bare(Outcome::TimedOut { after: timeout })
-            }
-        }
     }
 }

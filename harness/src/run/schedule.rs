@@ -1,7 +1,8 @@
 //! Scheduling: when a test may start, where it runs, how often it is tried, and what its
 //! final outcome is.
 //!
-//! libtest-mimic's worker pool (`--test-threads`) calls [`RunCtx::run_test`] once per test.
+//! The run's worker pool (`pool`, `--test-threads` workers) calls [`RunCtx::run_test`] once
+//! per test; a test whose timed attempt overran is carried on by [`RunCtx::resume_test`].
 //! On top of it: [`Slots`], a first-come-first-served weighted semaphore sized to the pool,
 //! gives `serial` tests (and `slow` ones, by default) every slot, so load and latency tests
 //! have the machine alone, and lets a test claim `threads = N` slots; `--maxfail` and
@@ -21,11 +22,31 @@ use libtest_mimic::{Completion, Failed};
 
 use crate::config::options::RunOptions;
 use crate::fixture::Shared;
-use crate::outcome::{Attempt, Outcome, TestReport};
+use crate::outcome::{Attempt, Outcome, Phases, TestReport};
 use crate::registry::{Isolation, TestCase};
 use crate::run::capture::Captured;
-use crate::run::execute::{Teardown, execute_with_timeout};
+use crate::run::execute::{Teardown, execute};
 use crate::run::isolate::{ChildSpec, run_child};
+use crate::run::watchdog::Watch;
+
+/// What a test tells libtest.
+pub(crate) type Reply = Result<Completion, Failed>;
+
+/// A test between two attempts: what its thread hands the watchdog before a timed attempt,
+/// so that the test can be carried on elsewhere if the attempt never returns.
+#[derive(Debug)]
+pub(crate) struct Resume {
+    /// The test's place in the pool's jobs.
+    pub(crate) job: usize,
+    /// The attempts made so far.
+    attempts: Vec<Attempt>,
+    /// The slots the test holds.
+    weight: u32,
+    /// When the watched attempt started (traced runs).
+    started: Option<std::time::SystemTime>,
+    /// The watched attempt's timeout.
+    limit: Duration,
+}
 
 /// A FIFO weighted semaphore: requests are served strictly in arrival order, so a serial
 /// test waiting for every slot is not starved by small ones arriving after it.
@@ -41,13 +62,15 @@ struct SlotState {
     free: u32,
     next_ticket: u64,
     serving: u64,
+    /// Threads blocked in `acquire`: without any, nobody needs waking (a wake is a syscall).
+    waiting: u32,
 }
 
 /// Held slots; released on drop.
 #[derive(Debug)]
 pub(crate) struct SlotGuard<'a> {
     slots: &'a Slots,
-    held: u32,
+    pub(crate) held: u32,
 }
 
 impl Slots {
@@ -55,7 +78,7 @@ impl Slots {
         let capacity = capacity.max(1);
         Slots {
             capacity,
-            state: Mutex::new(SlotState { free: capacity, next_ticket: 0, serving: 0 }),
+            state: Mutex::new(SlotState { free: capacity, next_ticket: 0, serving: 0, waiting: 0 }),
             changed: Condvar::new(),
         }
     }
@@ -67,11 +90,21 @@ impl Slots {
         let ticket = state.next_ticket;
         state.next_ticket += 1;
         while !(state.serving == ticket && state.free >= n) {
+            state.waiting += 1;
             state = self.changed.wait(state).unwrap_or_else(PoisonError::into_inner);
+            state.waiting -= 1;
         }
         state.free -= n;
         state.serving += 1;
-        self.changed.notify_all();
+        if state.waiting > 0 {
+            self.changed.notify_all();
+        }
+        SlotGuard { slots: self, held: n }
+    }
+
+    /// Takes over `n` slots held by a guard that will never be dropped (its thread was
+    /// abandoned at a timeout): no wait, no count change.
+    pub(crate) fn adopt(&self, n: u32) -> SlotGuard<'_> {
         SlotGuard { slots: self, held: n }
     }
 }
@@ -80,7 +113,9 @@ impl Drop for SlotGuard<'_> {
     fn drop(&mut self) {
         let mut state = self.slots.state.lock().unwrap_or_else(PoisonError::into_inner);
         state.free += self.held;
-        self.slots.changed.notify_all();
+        if state.waiting > 0 {
+            self.slots.changed.notify_all();
+        }
     }
 }
 
@@ -133,45 +168,154 @@ impl RunCtx {
             .then(|| format!("stopped after {maxfail} failure(s) (--maxfail)"))
     }
 
-    fn attempt(
-        &self,
-        test: &TestCase,
-        isolation: Isolation,
-        timeout: Option<Duration>,
-        number: u32,
-    ) -> (Attempt, Captured) {
-        match isolation {
-            Isolation::Thread => {
-                (execute_with_timeout(test, &self.shared, Teardown::default(), timeout), Captured::default())
-            }
-            Isolation::Process => {
-                let spec = ChildSpec {
-                    test,
-                    timeout,
-                    nocapture: self.nocapture,
-                    share_socket: self.share_socket.as_deref(),
-                    config: self.config_path.as_deref(),
-                    scratch: &self.scratch,
-                    heap_profile: self.heap_profile_dir.as_deref(),
-                    interrupted: &self.interrupted,
-                    traceparent: self.trace.as_ref().map(|t| t.traceparent(&test.name, number)),
-                };
-                let run = run_child(&spec);
-                (run.attempt, run.output)
-            }
-        }
+    /// A child process's attempt (process isolation; the child enforces the timeout).
+    fn child_attempt(&self, test: &TestCase, timeout: Option<Duration>, number: u32) -> (Attempt, Captured) {
+        let spec = ChildSpec {
+            test,
+            timeout,
+            nocapture: self.nocapture,
+            share_socket: self.share_socket.as_deref(),
+            config: self.config_path.as_deref(),
+            scratch: &self.scratch,
+            heap_profile: self.heap_profile_dir.as_deref(),
+            interrupted: &self.interrupted,
+            traceparent: self.trace.as_ref().map(|t| t.traceparent(&test.name, number)),
+        };
+        let run = run_child(&spec);
+        (run.attempt, run.output)
     }
 
-    /// Runs `test` with its retries; reports it; tells libtest what happened.
-    pub(crate) fn run_test(&self, test: &TestCase) -> Result<Completion, Failed> {
+    /// Runs `test` (job `job` of the pool) with its retries and reports it. `None` when the
+    /// watchdog took the test over at a timeout: this thread was abandoned and must stop.
+    pub(crate) fn run_test(&self, job: usize, test: &TestCase, watch: Option<&Watch<Resume>>) -> Option<Reply> {
         let isolation = self.isolation_of(test);
         if let Some(live) = &self.live {
             live.start(&test.name);
         }
-        let (attempts, output) = match self.stop_reason() {
-            Some(reason) => (vec![not_run(reason)], Captured::default()),
-            None => self.run_attempts(test, isolation),
+        if let Some(reason) = self.stop_reason() {
+            return Some(self.conclude(test, isolation, vec![not_run(reason)], Captured::default()));
+        }
+        let serial = test.settings.serial.unwrap_or_else(|| test.has_marker("slow"));
+        let weight = if serial { u32::MAX } else { test.settings.threads.unwrap_or(1) };
+        let slots = self.slots.acquire(weight);
+        // The run may have been stopped while this test waited for its slots.
+        if let Some(reason) = self.stop_reason() {
+            return Some(self.conclude(test, isolation, vec![not_run(reason)], Captured::default()));
+        }
+        // Sized for the attempts it may make: a first push would reserve four (1.3 KB held by
+        // every report until the run ends, for the one attempt most tests make).
+        let retries = test.settings.retries.unwrap_or(self.options.reruns) as usize;
+        let attempts = Vec::with_capacity(retries.saturating_add(1).min(16));
+        let state = Resume { job, attempts, weight: slots.held, started: None, limit: Duration::ZERO };
+        let (attempts, output) = self.attempts_from(test, isolation, state, slots, watch)?;
+        Some(self.conclude(test, isolation, attempts, output))
+    }
+
+    /// Carries on a test whose attempt the watchdog gave up on (on a thread of its own): the
+    /// attempt timed out; retries, if any are left, run here.
+    pub(crate) fn resume_test(
+        &self,
+        test: &TestCase,
+        mut state: Resume,
+        watch: Option<&Watch<Resume>>,
+    ) -> Option<Reply> {
+        let isolation = self.isolation_of(test);
+        self.timed_out(test, isolation, &mut state);
+        // The abandoned thread keeps its slots' guard forever; this thread holds them now.
+        let slots = self.slots.adopt(state.weight);
+        let (attempts, output) = self.attempts_from(test, isolation, state, slots, watch)?;
+        Some(self.conclude(test, isolation, attempts, output))
+    }
+
+    /// Reports a test whose attempt timed out without retrying it (no thread could carry it on).
+    pub(crate) fn give_up(&self, test: &TestCase, mut state: Resume) -> Reply {
+        let isolation = self.isolation_of(test);
+        self.timed_out(test, isolation, &mut state);
+        self.conclude(test, isolation, state.attempts, Captured::default())
+    }
+
+    /// Records the watched attempt as timed out.
+    fn timed_out(&self, test: &TestCase, isolation: Isolation, state: &mut Resume) {
+        // Its thread may be stuck in a fixture's setup: tests waiting for that fixture must
+        // not wait for a thread nobody will ever join.
+        self.shared.abandon(&test.name);
+        let number = state.attempts.len() as u32 + 1;
+        if let (Some(trace), Some(started)) = (&self.trace, state.started) {
+            trace.record(&test.name, number, started, std::time::SystemTime::now());
+        }
+        let mut attempt = Attempt {
+            phases: Phases { call: state.limit, ..Phases::default() },
+            ..Attempt::bare(Outcome::TimedOut { after: state.limit })
         };
+        attempt.measurements.shared = self.shares_process(test, isolation);
+        state.attempts.push(attempt);
+    }
+
+    /// Thread isolation beside other tests: process-wide figures are not this test's alone.
+    fn shares_process(&self, test: &TestCase, isolation: Isolation) -> bool {
+        let serial = test.settings.serial.unwrap_or_else(|| test.has_marker("slow"));
+        isolation == Isolation::Thread && !serial && self.slots.capacity > 1
+    }
+
+    /// Attempts `test` until it needs no retry, from the attempts made so far.
+    fn attempts_from(
+        &self,
+        test: &TestCase,
+        isolation: Isolation,
+        mut state: Resume,
+        slots: SlotGuard<'_>,
+        watch: Option<&Watch<Resume>>,
+    ) -> Option<(Vec<Attempt>, Captured)> {
+        let retries = test.settings.retries.unwrap_or(self.options.reruns) as usize;
+        let timeout = test.settings.timeout.and_then(|s| Duration::try_from_secs_f64(s).ok()).or(self.options.timeout);
+        let shared_process = self.shares_process(test, isolation);
+        let mut output = Captured::default();
+        loop {
+            if let Some(last) = state.attempts.last() {
+                let retry = last.outcome.is_retryable()
+                    && state.attempts.len() <= retries
+                    && !self.interrupted.load(Ordering::SeqCst);
+                if !retry {
+                    drop(slots);
+                    return Some((state.attempts, output));
+                }
+                std::thread::sleep(self.options.reruns_delay);
+            }
+            let number = state.attempts.len() as u32 + 1;
+            let started = self.trace.as_ref().map(|_| std::time::SystemTime::now());
+            let run = || execute(test, &self.shared, Teardown::default());
+            let (mut attempt, captured) = match (isolation, timeout, watch) {
+                (Isolation::Thread, Some(limit), Some(watch)) => {
+                    state.started = started;
+                    state.limit = limit;
+                    match watch.run(limit, state, run) {
+                        Some((attempt, back)) => {
+                            state = back;
+                            (attempt, Captured::default())
+                        }
+                        None => {
+                            // Abandoned: the thread that took over released nothing of ours
+                            // and holds these slots now.
+                            std::mem::forget(slots);
+                            return None;
+                        }
+                    }
+                }
+                (Isolation::Thread, _, _) => (run(), Captured::default()),
+                (Isolation::Process, _, _) => self.child_attempt(test, timeout, number),
+            };
+            if let (Some(trace), Some(started)) = (&self.trace, started) {
+                trace.record(&test.name, number, started, std::time::SystemTime::now());
+            }
+            attempt.measurements.shared = shared_process;
+            state.attempts.push(attempt);
+            output = captured;
+        }
+    }
+
+    /// The test's final outcome from its attempts: reported down the event stream, and
+    /// returned as what libtest prints.
+    fn conclude(&self, test: &TestCase, isolation: Isolation, attempts: Vec<Attempt>, output: Captured) -> Reply {
         if let Some(live) = &self.live {
             live.finish(&test.name);
         }
@@ -179,57 +323,26 @@ impl RunCtx {
         if isolation == Isolation::Thread {
             outcome = self.finish_suite(test, outcome);
         }
-        if outcome.is_failure(self.options.flaky_fails) {
+        let failed = outcome.is_failure(self.options.flaky_fails);
+        if failed {
             self.failures.fetch_add(1, Ordering::SeqCst);
         }
         let report = TestReport {
             name: test.name.clone(),
             markers: test.markers.iter().map(|m| m.to_string()).collect(),
-            outcome: outcome.clone(),
+            outcome,
             attempts,
             output: output.text,
             output_bytes: output.bytes,
             isolation: isolation.label().to_string(),
         };
-        let message = failure_message(&report);
-        let _ = self.events.send(report);
-        match outcome {
-            o if o.is_failure(self.options.flaky_fails) => Err(message.into()),
+        let reply = match &report.outcome {
+            _ if failed => Err(failure_message(&report).into()),
             Outcome::Skipped { reason } | Outcome::NotRun { reason } => Ok(Completion::ignored_with(reason)),
             _ => Ok(Completion::Completed),
-        }
-    }
-
-    fn run_attempts(&self, test: &TestCase, isolation: Isolation) -> (Vec<Attempt>, Captured) {
-        let serial = test.settings.serial.unwrap_or_else(|| test.has_marker("slow"));
-        let weight = if serial { u32::MAX } else { test.settings.threads.unwrap_or(1) };
-        let _slots = self.slots.acquire(weight);
-        // The run may have been stopped while this test waited for its slots.
-        if let Some(reason) = self.stop_reason() {
-            return (vec![not_run(reason)], Captured::default());
-        }
-        let retries = test.settings.retries.unwrap_or(self.options.reruns);
-        let timeout = test.settings.timeout.and_then(|s| Duration::try_from_secs_f64(s).ok()).or(self.options.timeout);
-        // Thread isolation beside other tests: process-wide figures are not this test's alone.
-        let shared_process = isolation == Isolation::Thread && !serial && self.slots.capacity > 1;
-        let mut attempts = Vec::new();
-        loop {
-            let number = attempts.len() as u32 + 1;
-            let started = self.trace.as_ref().map(|_| std::time::SystemTime::now());
-            let (mut attempt, output) = self.attempt(test, isolation, timeout, number);
-            if let (Some(trace), Some(started)) = (&self.trace, started) {
-                trace.record(&test.name, number, started, std::time::SystemTime::now());
-            }
-            attempt.measurements.shared = shared_process;
-            let retry = attempt.outcome.is_retryable()
-                && attempts.len() < retries as usize
-                && !self.interrupted.load(Ordering::SeqCst);
-            attempts.push(attempt);
-            if !retry {
-                return (attempts, output);
-            }
-            std::thread::sleep(self.options.reruns_delay);
-        }
+        };
+        let _ = self.events.send(report);
+        reply
     }
 
     /// Thread isolation: the suite's last test tears the suite's fixtures down; a failure
