@@ -135,6 +135,9 @@ pub fn run(tests: Vec<TestCase>, args: Vec<OsString>, env: &dyn Fn(&str) -> Opti
     if !cli.merge.is_empty() {
         return merge_shards(&cli.merge, options, &output_dir, env);
     }
+    // The commit and branch for the reports, looked up while the tests run.
+    let git = (exact.is_none() && !libtest.list)
+        .then(|| crate::report::GitLookup::start(env("CARGO_MANIFEST_DIR").map(PathBuf::from)));
     let mut summary = Summary::default();
     let (order, in_process): (Vec<(usize, Decision)>, bool) = match exact {
         // `--exact NAME` always runs NAME, gated or deselected, in this process: it is how
@@ -329,7 +332,8 @@ pub fn run(tests: Vec<TestCase>, args: Vec<OsString>, env: &dyn Fn(&str) -> Opti
     summary.elapsed = started.elapsed();
     let mut push_failed = false;
     if !in_process {
-        let mut run = RunInfo::collect(env, started_at, started.elapsed(), interrupted);
+        let git = git.unwrap_or_else(|| crate::report::GitLookup::start(env("CARGO_MANIFEST_DIR").map(PathBuf::from)));
+        let mut run = RunInfo::collect_with(env, started_at, started.elapsed(), interrupted, git);
         run.partition = ctx.options.partition.map(|p| p.to_string());
         write_outputs(&output_dir, &run, &reports, &ctx.options, env, &mut summary);
         push_failed = publish(&output_dir, &run, &reports, &ctx.options, env, &mut summary);
@@ -523,36 +527,53 @@ fn write_outputs(
     env: &dyn Fn(&str) -> Option<String>,
     summary: &mut Summary,
 ) {
-    use crate::report::{html, json, junit, markdown, prom};
-    // The four reports are independent: rendered and written at once, one thread each.
-    let write =
-        |name: &str, bytes: Result<Vec<u8>, String>| bytes.and_then(|b| crate::io::write_file(&dir.join(name), &b));
+    use crate::io::Staged;
+    use crate::report::{json, junit, markdown, prom};
+    // Each report is streamed to its file as it is rendered (never held whole); the writers
+    // run at once, one thread each. report.json and report.html share one serialization.
+    let stream = |path: &std::path::Path, fill: &dyn Fn(&mut Staged) -> std::io::Result<()>| {
+        let mut file = Staged::create(path)?;
+        fill(&mut file).map_err(|e| file.error(&e))?;
+        file.commit()
+    };
     let mut results: Vec<Result<(), String>> = std::thread::scope(|scope| {
-        let json = scope.spawn(|| write("report.json", json::render(run, reports)));
         let junit = scope.spawn(|| {
-            let xml = junit::render(run, reports)?;
-            let mut results = vec![write("junit.xml", Ok(xml.clone().into_bytes()))];
+            let mut results = vec![stream(&dir.join("junit.xml"), &|f| junit::write(f, run, reports))];
             if let Some(extra) = &options.junitxml {
-                results.push(crate::io::write_file(extra, xml.as_bytes()));
+                results.push(stream(extra, &|f| junit::write(f, run, reports)));
             }
-            results.into_iter().collect::<Result<(), String>>()
+            results.push(stream(&dir.join("metrics.prom"), &|f| prom::write(f, run, reports, None)));
+            results
         });
-        let prom = scope.spawn(|| write("metrics.prom", Ok(prom::render(run, reports, None).into_bytes())));
-        let html = write("report.html", html::render(run, reports));
-        let joined = |h: std::thread::ScopedJoinHandle<'_, Result<(), String>>| {
-            h.join().unwrap_or_else(|_| Err("a report writer panicked".into()))
+        let caches = scope.spawn(|| {
+            let mut results = Vec::new();
+            let mut cache = LastFailed::load(dir);
+            cache.update(reports, options.flaky_fails);
+            results.push(cache.save(dir).map(drop));
+            // Shards read the durations; only a whole run may change them (see report::durations).
+            if options.partition.is_none() {
+                let mut durations = crate::report::durations::Durations::load(dir);
+                durations.update(reports);
+                results.push(durations.save(dir).map(drop));
+            }
+            results
+        });
+        let both = (|| {
+            let (mut json_file, mut html_file) =
+                (Staged::create(&dir.join("report.json"))?, Staged::create(&dir.join("report.html"))?);
+            json::write(&mut json_file, Some(&mut html_file), run, reports)
+                .map_err(|e| format!("failed to write report.json and report.html: {e}"))?;
+            json_file.commit()?;
+            html_file.commit()
+        })();
+        let joined = |h: std::thread::ScopedJoinHandle<'_, Vec<Result<(), String>>>| {
+            h.join().unwrap_or_else(|_| vec![Err("a report writer panicked".into())])
         };
-        vec![joined(json), joined(junit), joined(prom), html]
+        let mut results = vec![both];
+        results.extend(joined(junit));
+        results.extend(joined(caches));
+        results
     });
-    let mut cache = LastFailed::load(dir);
-    cache.update(reports, options.flaky_fails);
-    results.push(cache.save(dir).map(drop));
-    // Shards read the durations; only a whole run may change them (see report::durations).
-    if options.partition.is_none() {
-        let mut durations = crate::report::durations::Durations::load(dir);
-        durations.update(reports);
-        results.push(durations.save(dir).map(drop));
-    }
     if let Some(path) = env("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) {
         results.push(crate::io::append_file(std::path::Path::new(&path), markdown::render(run, reports).as_bytes()));
     }

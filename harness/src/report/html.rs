@@ -7,31 +7,26 @@
 //! `<script type="application/json">`), and a small script renders them: one schema, and a
 //! page that stays usable at 10,000 tests (filters toggle rows, they do not rebuild them).
 
-use std::io::Write as _;
+use std::io::Write;
 
-use serde::Serialize;
-
-use super::json::Test;
-use super::{RunInfo, suite_of};
+use super::RunInfo;
 use crate::outcome::TestReport;
-
-#[derive(Serialize)]
-struct Data<'a> {
-    run: &'a RunInfo,
-    tests: Vec<Test<'a>>,
-}
 
 const STYLE: &str = include_str!("html/style.css");
 const SCRIPT: &str = include_str!("html/report.js");
 
 /// Renders `report.html`.
 pub fn render(run: &RunInfo, reports: &[TestReport]) -> Result<Vec<u8>, String> {
-    let data =
-        Data { run, tests: reports.iter().map(|report| Test { suite: suite_of(&report.name), report }).collect() };
-    let json = serde_json::to_vec(&data).map_err(|e| format!("failed to encode report.html's data: {e}"))?;
-    let mut out = Vec::with_capacity(json.len() + STYLE.len() + SCRIPT.len() + 4096);
+    let mut html = Vec::with_capacity(reports.len() * 600 + STYLE.len() + SCRIPT.len() + 4096);
+    super::json::write(&mut std::io::sink(), Some(&mut html), run, reports)
+        .map_err(|e| format!("failed to encode report.html's data: {e}"))?;
+    Ok(html)
+}
+
+/// The page up to its data: `{"run": ..., "tests": [...]}` follows (see `json::write`).
+pub(crate) fn write_head(out: &mut dyn Write, run: &RunInfo) -> std::io::Result<()> {
     let title = escape(&format!("Test run: {}", run.binary));
-    let _ = write!(
+    write!(
         out,
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>{title}</title>\n\
@@ -47,17 +42,24 @@ pub fn render(run: &RunInfo, reports: &[TestReport]) -> Result<Vec<u8>, String> 
          <th>seconds</th><th>attempts</th></tr></thead><tbody></tbody></table></section>\n\
          <section id=\"detail\" hidden><h2 id=\"d-name\"></h2><div id=\"d-body\"></div></section>\n\
          <script type=\"application/json\" id=\"data\">"
-    );
-    // `<` appears in JSON only inside strings, where `\u003c` means the same: no `</script>`
-    // or `<!--` in the data can end or confuse the script element.
+    )
+}
+
+/// Writes JSON into the page's data. `<` appears in JSON only inside strings, where `\u003c`
+/// means the same: no `</script>` or `<!--` in the data can end or confuse the script element.
+pub(crate) fn write_data(out: &mut dyn Write, json: &[u8]) -> std::io::Result<()> {
     for (i, chunk) in json.split(|b| *b == b'<').enumerate() {
         if i > 0 {
-            out.extend_from_slice(b"\\u003c");
+            out.write_all(b"\\u003c")?;
         }
-        out.extend_from_slice(chunk);
+        out.write_all(chunk)?;
     }
-    let _ = write!(out, "</script>\n<script>{SCRIPT}</script>\n</body>\n</html>\n");
-    Ok(out)
+    Ok(())
+}
+
+/// The page after its data.
+pub(crate) fn write_tail(out: &mut dyn Write) -> std::io::Result<()> {
+    write!(out, "</script>\n<script>{SCRIPT}</script>\n</body>\n</html>\n")
 }
 
 fn escape(text: &str) -> String {

@@ -35,7 +35,7 @@ struct Xml {
 
 impl Xml {
     fn escape(&mut self, value: &str) {
-        if !value.contains(['<', '>', '&', '\'', '"']) {
+        if !value.bytes().any(|b| matches!(b, b'<' | b'>' | b'&' | b'\'' | b'"')) {
             self.out.push_str(value);
             return;
         }
@@ -157,12 +157,21 @@ fn properties(xml: &mut Xml, report: &TestReport) {
         let _ = write!(value, "{n}");
         property(xml, name, value);
     }
+    // One buffer for every value built here (no allocation per property).
+    let mut value = String::new();
     property(xml, "outcome", report.outcome.label());
-    property(xml, "markers", &report.markers.join(","));
-    property(xml, "attempts", &report.attempts.len().to_string());
+    for (i, marker) in report.markers.iter().enumerate() {
+        if i > 0 {
+            value.push(',');
+        }
+        value.push_str(marker);
+    }
+    property(xml, "markers", &value);
+    number(xml, &mut value, "attempts", &report.attempts.len());
     property(xml, "isolation", &report.isolation);
     let Some(m) = report.attempts.last().map(|a| &a.measurements) else { return };
-    let mut value = format!("{:.6}", m.cpu_seconds.total());
+    value.clear();
+    let _ = write!(value, "{:.6}", m.cpu_seconds.total());
     property(xml, "cpu_seconds", &value);
     let optional = [
         ("allocated_bytes", m.allocated_bytes.map(|b| b.total() as i64)),
@@ -188,8 +197,14 @@ fn properties(xml: &mut Xml, report: &TestReport) {
 }
 
 fn test_case(xml: &mut Xml, report: &TestReport) {
-    let name = report.name.split_once("::").map_or(report.name.as_str(), |(_, rest)| rest);
-    let (name, classname) = (clean(name), clean(suite_of(&report.name)));
+    let suite = suite_of(&report.name);
+    // The name after its suite (a root test, with no suite, keeps its whole name).
+    let name = if suite.is_empty() && !report.name.starts_with("::") {
+        report.name.as_str()
+    } else {
+        &report.name[suite.len() + 2..]
+    };
+    let (name, classname) = (clean(name), clean(suite));
     let time = seconds(report.attempts.last().map_or(Duration::ZERO, |a| a.phases.total()));
     xml.open("testcase", &[("name", &name), ("classname", &classname), ("time", &time)]);
     xml.open("properties", &[]);
@@ -226,6 +241,13 @@ fn test_case(xml: &mut Xml, report: &TestReport) {
 
 /// Renders `junit.xml`.
 pub fn render(run: &RunInfo, reports: &[TestReport]) -> Result<String, String> {
+    let mut out = Vec::with_capacity(reports.len() * 640 + 1024);
+    write(&mut out, run, reports).map_err(|e| format!("failed to write junit.xml: {e}"))?;
+    String::from_utf8(out).map_err(|e| format!("junit.xml is not UTF-8: {e}"))
+}
+
+/// Writes `junit.xml` to `out` as it is rendered (a few test cases at a time).
+pub fn write(out: &mut dyn std::io::Write, run: &RunInfo, reports: &[TestReport]) -> std::io::Result<()> {
     let mut by_suite: std::collections::HashMap<&str, Vec<&TestReport>> = std::collections::HashMap::new();
     for report in reports {
         by_suite.entry(suite_of(&report.name)).or_default().push(report);
@@ -235,7 +257,8 @@ pub fn render(run: &RunInfo, reports: &[TestReport]) -> Result<String, String> {
     let errors = |s: &Status<'_>| matches!(s, Status::NonSuccess { error: true, .. });
     let failures = |s: &Status<'_>| matches!(s, Status::NonSuccess { error: false, .. });
     let all: Vec<&TestReport> = reports.iter().collect();
-    let mut xml = Xml { out: String::with_capacity(reports.len() * 1_024), level: 0, line_break: false };
+    const CHUNK: usize = 64 * 1024;
+    let mut xml = Xml { out: String::with_capacity(2 * CHUNK), level: 0, line_break: false };
     xml.out.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>");
     xml.line_break = true;
     let name = clean(if run.binary.is_empty() { "reliability" } else { &run.binary });
@@ -267,12 +290,18 @@ pub fn render(run: &RunInfo, reports: &[TestReport]) -> Result<String, String> {
             continue;
         }
         xml.open("testsuite", &attributes);
-        cases.iter().for_each(|r| test_case(&mut xml, r));
+        for case in cases {
+            test_case(&mut xml, case);
+            if xml.out.len() >= CHUNK {
+                out.write_all(xml.out.as_bytes())?;
+                xml.out.clear();
+            }
+        }
         xml.close("testsuite");
     }
     xml.close("testsuites");
     xml.out.push('\n');
-    Ok(xml.out)
+    out.write_all(xml.out.as_bytes())
 }
 
 /// The properties as quick-junit's: the code this module had before it wrote XML itself.

@@ -52,14 +52,33 @@ pub struct RunInfo {
     pub partition: Option<String>,
 }
 
-fn git(args: &[&str], dir: Option<&std::path::Path>) -> Option<String> {
+/// The commit and branch from git, looked up on a thread of its own (a `git` process costs a
+/// few milliseconds) so that it overlaps the run.
+#[derive(Debug)]
+pub struct GitLookup(Option<std::thread::JoinHandle<(Option<String>, Option<String>)>>);
+
+impl GitLookup {
+    /// Starts `git rev-parse HEAD --abbrev-ref HEAD` in `dir` (the current directory if `None`).
+    pub fn start(dir: Option<std::path::PathBuf>) -> GitLookup {
+        GitLookup(std::thread::Builder::new().name("reliability-git".into()).spawn(move || git_facts(dir)).ok())
+    }
+
+    fn finish(self) -> (Option<String>, Option<String>) {
+        self.0.and_then(|thread| thread.join().ok()).unwrap_or_default()
+    }
+}
+
+/// The commit and the branch (`None` when detached), from one `git` process.
+fn git_facts(dir: Option<std::path::PathBuf>) -> (Option<String>, Option<String>) {
     let mut cmd = std::process::Command::new("git");
-    cmd.args(args).stderr(std::process::Stdio::null());
+    cmd.args(["rev-parse", "HEAD", "--abbrev-ref", "HEAD"]).stderr(std::process::Stdio::null());
     if let Some(dir) = dir {
         cmd.current_dir(dir);
     }
-    let out = cmd.output().ok().filter(|o| o.status.success())?;
-    Some(String::from_utf8_lossy(&out.stdout).trim().to_string()).filter(|s| !s.is_empty() && s != "HEAD")
+    let Some(out) = cmd.output().ok().filter(|o| o.status.success()) else { return (None, None) };
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut lines = text.lines().map(str::trim).map(|l| Some(l.to_string()).filter(|s| !s.is_empty() && s != "HEAD"));
+    (lines.next().flatten(), lines.next().flatten())
 }
 
 impl RunInfo {
@@ -70,8 +89,20 @@ impl RunInfo {
         elapsed: Duration,
         interrupted: bool,
     ) -> RunInfo {
+        let git = GitLookup::start(env("CARGO_MANIFEST_DIR").map(std::path::PathBuf::from));
+        RunInfo::collect_with(env, started, elapsed, interrupted, git)
+    }
+
+    /// [`RunInfo::collect`] with git's answer looked up already (see [`GitLookup`]).
+    pub fn collect_with(
+        env: &dyn Fn(&str) -> Option<String>,
+        started: SystemTime,
+        elapsed: Duration,
+        interrupted: bool,
+        git: GitLookup,
+    ) -> RunInfo {
         let var = |names: &[&str]| names.iter().find_map(|n| env(n).filter(|v| !v.is_empty()));
-        let dir = env("CARGO_MANIFEST_DIR").map(std::path::PathBuf::from);
+        let (git_commit, git_branch) = git.finish();
         let binary = std::env::current_exe()
             .ok()
             .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
@@ -86,9 +117,8 @@ impl RunInfo {
         let started_unix = started.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs_f64();
         RunInfo {
             binary,
-            commit: var(&["GITHUB_SHA", "CI_COMMIT_SHA"]).or_else(|| git(&["rev-parse", "HEAD"], dir.as_deref())),
-            branch: var(&["GITHUB_HEAD_REF", "GITHUB_REF_NAME", "CI_COMMIT_REF_NAME"])
-                .or_else(|| git(&["rev-parse", "--abbrev-ref", "HEAD"], dir.as_deref())),
+            commit: var(&["GITHUB_SHA", "CI_COMMIT_SHA"]).or(git_commit),
+            branch: var(&["GITHUB_HEAD_REF", "GITHUB_REF_NAME", "CI_COMMIT_REF_NAME"]).or(git_branch),
             workflow: var(&["GITHUB_WORKFLOW"]),
             host: nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default(),
             started_at: rfc3339(started_unix as i64),
@@ -120,7 +150,10 @@ pub fn rfc3339(unix: i64) -> String {
 
 /// The suite of a test name: its first module, or `""` at the crate root.
 pub fn suite_of(name: &str) -> &str {
-    name.split_once("::").map_or("", |(suite, _)| suite)
+    // A byte scan, not `split_once("::")`: this runs for every test in every report, and a
+    // substring searcher costs more to set up than the scan of a short name.
+    let bytes = name.as_bytes();
+    (1..bytes.len()).find(|&i| bytes[i - 1] == b':' && bytes[i] == b':').map_or("", |i| &name[..i - 1])
 }
 
 /// Distinct suites of the reports, sorted.
@@ -134,6 +167,17 @@ pub fn suites(reports: &[TestReport]) -> Vec<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_suite_is_the_first_module() {
+        assert_eq!(suite_of("delivery::baseline"), "delivery");
+        assert_eq!(suite_of("a::b::c[x::y]"), "a");
+        assert_eq!(suite_of("root_test"), "");
+        assert_eq!(suite_of("::x"), "");
+        assert_eq!(suite_of("a:b::c"), "a:b");
+        assert_eq!(suite_of(""), "");
+        assert_eq!(suite_of("ü::x"), "ü");
+    }
 
     #[test]
     fn rfc3339_matches_known_instants() {

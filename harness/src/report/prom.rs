@@ -15,7 +15,7 @@ const OUTCOMES: &[&str] =
 
 /// Appends a label value, escaped.
 fn escape_into(out: &mut String, value: &str) {
-    if !value.contains(['\\', '"', '\n']) {
+    if !value.bytes().any(|b| matches!(b, b'\\' | b'"' | b'\n')) {
         out.push_str(value);
         return;
     }
@@ -35,6 +35,9 @@ fn number_into(out: &mut String, v: f64) {
         out.push_str("NaN");
     } else if v.is_infinite() {
         out.push_str(if v > 0.0 { "+Inf" } else { "-Inf" });
+    } else if v.fract() == 0.0 && v.abs() < 9.0e15 && (v != 0.0 || v.is_sign_positive()) {
+        // Whole numbers (counts, bytes) as integers: what `{v}` prints for them, faster.
+        let _ = write!(out, "{}", v as i64);
     } else {
         let _ = write!(out, "{v}");
     }
@@ -54,6 +57,9 @@ struct Family {
 struct Families {
     index: std::collections::HashMap<String, usize>,
     families: Vec<Family>,
+    /// The last few names looked up, by address and length: nearly every name is a literal,
+    /// so most lookups end here, with a comparison instead of a hash of the name.
+    recent: Vec<(usize, usize, usize)>,
 }
 
 impl Families {
@@ -71,13 +77,28 @@ impl Families {
         labels: &[(&str, &str)],
         value: f64,
     ) {
-        let i = match self.index.get(name) {
-            Some(i) => *i,
+        let key = (name.as_ptr() as usize, name.len());
+        // The address may since hold another name of the same length (a freed `format!`):
+        // the name is compared too, which is still cheaper than hashing it.
+        let hit = self.recent.iter().find(|(at, len, i)| (*at, *len) == key && self.families[*i].name == name);
+        let i = match hit {
+            Some((_, _, i)) => *i,
             None => {
-                self.index.insert(name.to_string(), self.families.len());
-                let family = Family { name: name.to_string(), kind, help: help.to_string(), samples: String::new() };
-                self.families.push(family);
-                self.families.len() - 1
+                let i = match self.index.get(name) {
+                    Some(i) => *i,
+                    None => {
+                        self.index.insert(name.to_string(), self.families.len());
+                        let family =
+                            Family { name: name.to_string(), kind, help: help.to_string(), samples: String::new() };
+                        self.families.push(family);
+                        self.families.len() - 1
+                    }
+                };
+                if self.recent.len() == 16 {
+                    self.recent.remove(0);
+                }
+                self.recent.push((key.0, key.1, i));
+                i
             }
         };
         let out = &mut self.families[i].samples;
@@ -98,20 +119,31 @@ impl Families {
         out.push('\n');
     }
 
-    fn render(self) -> String {
-        let size = self.families.iter().map(|f| f.samples.len() + f.help.len() + 2 * f.name.len() + 32).sum();
-        let mut out = String::with_capacity(size);
+    fn write(self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
         for f in &self.families {
-            let _ = writeln!(out, "# HELP {} {}", f.name, f.help);
-            let _ = writeln!(out, "# TYPE {} {}", f.name, f.kind);
-            out.push_str(&f.samples);
+            writeln!(out, "# HELP {} {}", f.name, f.help)?;
+            writeln!(out, "# TYPE {} {}", f.name, f.kind)?;
+            out.write_all(f.samples.as_bytes())?;
         }
-        out
+        Ok(())
     }
 }
 
 /// Renders the series of the given suites (all when `only` is `None`).
 pub fn render(run: &RunInfo, reports: &[TestReport], only: Option<&str>) -> String {
+    let mut out = Vec::new();
+    // Writing into a Vec cannot fail, and every piece written is a str.
+    let _ = write(&mut out, run, reports, only);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Writes the series of the given suites (all when `only` is `None`) to `out`.
+pub fn write(
+    out: &mut dyn std::io::Write,
+    run: &RunInfo,
+    reports: &[TestReport],
+    only: Option<&str>,
+) -> std::io::Result<()> {
     let mut f = Families::default();
     let selected: Vec<&TestReport> =
         reports.iter().filter(|r| only.is_none_or(|suite| suite_of(&r.name) == suite)).collect();
@@ -228,7 +260,7 @@ pub fn render(run: &RunInfo, reports: &[TestReport], only: Option<&str>) -> Stri
             f.add(&format!("reliability_{name}"), &format!("Value {name} recorded by the test."), st, *value);
         }
     }
-    f.render()
+    f.write(out)
 }
 
 #[cfg(test)]
