@@ -13,7 +13,9 @@
 //! 3. The whole process on 10,000 trivial tests in thread isolation with every report on,
 //!    with and without a default timeout, beside bare libtest-mimic (`many-bare`) and std
 //!    libtest (the same 10,000 test functions, compiled here with `rustc --test`),
-//!    best of 5 medians of 3 runs each. Target: at most 0.1 s either way.
+//!    best of 5 medians of 3 runs each. Target: at most 0.1 s either way. And the peak RSS of
+//!    each, exact: this program re-runs itself as the measured process's parent, which reads
+//!    `getrusage(RUSAGE_CHILDREN)` once that process is gone. Target: at most 2x bare.
 //!
 //! Run from the workspace root:
 //! `cargo build --release -p harness-selftest --bins && target/release/overhead-bench`
@@ -54,7 +56,48 @@ fn sibling(name: &str) -> Result<PathBuf, String> {
     if path.is_file() { Ok(path) } else { Err(format!("{} not found: build with --bins first", path.display())) }
 }
 
+/// `--peak-rss-of PROGRAM ARGS...`: runs PROGRAM as this process's only child and prints its
+/// peak RSS in bytes (the kernel keeps the largest waited-for child's).
+fn peak_rss_of(program: &std::ffi::OsStr, args: &[std::ffi::OsString]) -> Result<(), String> {
+    let status = Command::new(program)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map_err(|e| format!("{}: failed to start: {e}", program.to_string_lossy()))?;
+    if !status.success() {
+        return Err(format!("{}: exited with {status}", program.to_string_lossy()));
+    }
+    let usage = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN)
+        .map_err(|e| format!("getrusage: {e}"))?;
+    println!("{}", usage.max_rss() * 1024);
+    Ok(())
+}
+
+/// The peak RSS of the process `cmd` makes, in bytes (see [`peak_rss_of`]).
+fn peak_rss(label: &str, cmd: &Command) -> Result<u64, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("failed to find this executable: {e}"))?;
+    let mut measure = Command::new(exe);
+    measure.arg("--peak-rss-of").arg(cmd.get_program()).args(cmd.get_args());
+    for (key, value) in cmd.get_envs() {
+        match value {
+            Some(value) => measure.env(key, value),
+            None => measure.env_remove(key),
+        };
+    }
+    let out = measure.output().map_err(|e| format!("{label}: failed to start: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("{label}: {}", String::from_utf8_lossy(&out.stderr).trim()));
+    }
+    String::from_utf8_lossy(&out.stdout).trim().parse().map_err(|e| format!("{label}: peak RSS unreadable: {e}"))
+}
+
 fn main() -> Result<(), String> {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args.get(1).is_some_and(|a| a == "--peak-rss-of") {
+        let Some(program) = args.get(2) else { return Err("--peak-rss-of needs a program".into()) };
+        return peak_rss_of(program, &args[3..]);
+    }
     let suite = sibling("many-suite")?;
     let suite_alloc = sibling("many-suite-alloc")?;
     let scratch = std::env::temp_dir().join(format!("overhead-bench-{}", std::process::id()));
@@ -132,12 +175,13 @@ fn main() -> Result<(), String> {
     Ok(())
 }
 
-/// The whole-process figures of section 3.
+/// The whole-process figures of section 3: wall time and peak RSS (bytes).
 struct Whole {
     bare: Duration,
     std: Duration,
     ours: Duration,
     ours_timeout: Duration,
+    rss: [u64; 4],
 }
 
 impl Whole {
@@ -158,6 +202,23 @@ impl Whole {
         line("std libtest", self.std, false);
         line("reliability (counting allocator)", self.ours, true);
         line("reliability, default timeout 120 s", self.ours_timeout, true);
+        println!("peak RSS of the same runs (one measured run each; the ratio is to bare libtest-mimic)");
+        let labels = [
+            "bare libtest-mimic",
+            "std libtest",
+            "reliability (counting allocator)",
+            "reliability, default timeout 120 s",
+        ];
+        let bare = self.rss[0].max(1) as f64;
+        for (i, (label, rss)) in labels.iter().zip(self.rss).enumerate() {
+            let ratio = rss as f64 / bare;
+            let verdict = match (i >= 2, ratio <= 2.0) {
+                (false, _) => "",
+                (true, true) => "  (target <= 2x bare: met)",
+                (true, false) => "  (target <= 2x bare: NOT met)",
+            };
+            println!("  {label:<40} {:>7.1} MiB {ratio:>6.1}x{verdict}", rss as f64 / (1024.0 * 1024.0));
+        }
     }
 }
 
@@ -218,5 +279,11 @@ fn whole_process(ours: &Path, bare: &Path, scratch: &Path, threads: &str) -> Res
         t.push(time("reliability with a timeout", run(ours, &["--isolation", "thread", "-q", "--timeout", "120"]))?);
     }
     let fastest = |runs: Vec<Duration>| runs.into_iter().min().unwrap_or_default();
-    Ok(Whole { bare: fastest(b), std: fastest(s), ours: fastest(o), ours_timeout: fastest(t) })
+    let rss = [
+        peak_rss("bare libtest-mimic", &run(bare, &["-q"])())?,
+        peak_rss("std libtest", &run(&std_bin, &["-q"])())?,
+        peak_rss("reliability", &run(ours, &["--isolation", "thread", "-q"])())?,
+        peak_rss("reliability with a timeout", &run(ours, &["--isolation", "thread", "-q", "--timeout", "120"])())?,
+    ];
+    Ok(Whole { bare: fastest(b), std: fastest(s), ours: fastest(o), ours_timeout: fastest(t), rss })
 }
