@@ -1,11 +1,12 @@
-//! The run: registry → selection → schedule/execute (through libtest-mimic) → reports, and the
-//! exit code.
+//! The run: registry → selection → schedule/execute (the run's worker pool, printed through
+//! libtest-mimic) → reports, and the exit code.
 //!
 //! This is the only module that touches the process (argv, environment, signals, stdout);
 //! each stage it calls is tested on its own. Three ways in:
 //! - a child (`RELIABILITY_CHILD` set): run one test in-process, write its result, exit;
 //! - `--exact NAME` (cargo-nextest, IDEs): run that test in this process, whatever selects;
-//! - otherwise: select, then schedule every test through libtest-mimic's pool.
+//! - otherwise: select, then run every test on the run's worker pool (`run::pool`), with
+//!   libtest-mimic printing each result in order on this thread.
 
 use std::collections::HashMap;
 use std::ffi::OsString;
@@ -517,8 +518,9 @@ fn apply_last_failed(
     order
 }
 
-/// Writes report.json, junit.xml (and `--junitxml`), metrics.prom, the last-failed cache and
-/// the GitHub step summary. A failed write is a warning: the other files are still written.
+/// Writes report.json, report.html, junit.xml (and `--junitxml`), metrics.prom, the last-failed
+/// and durations caches and the GitHub step summary. A failed write is a warning: the other
+/// files are still written.
 fn write_outputs(
     dir: &std::path::Path,
     run: &RunInfo,
@@ -542,9 +544,9 @@ fn write_outputs(
             if let Some(extra) = &options.junitxml {
                 results.push(stream(extra, &|f| junit::write(f, run, reports)));
             }
-            results.push(stream(&dir.join("metrics.prom"), &|f| prom::write(f, run, reports, None)));
             results
         });
+        let prom = scope.spawn(|| vec![stream(&dir.join("metrics.prom"), &|f| prom::write(f, run, reports, None))]);
         let caches = scope.spawn(|| {
             let mut results = Vec::new();
             let mut cache = LastFailed::load(dir);
@@ -571,6 +573,7 @@ fn write_outputs(
         };
         let mut results = vec![both];
         results.extend(joined(junit));
+        results.extend(joined(prom));
         results.extend(joined(caches));
         results
     });

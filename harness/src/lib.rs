@@ -50,10 +50,11 @@
 //! nothing still exits 0, so `cargo test <filter>` across a workspace keeps working.
 //!
 //! ## Known limitations
-//! - Thread isolation (`--isolation thread`) runs tests on libtest-mimic's pool in this
+//! - Thread isolation (`--isolation thread`) runs tests on the run's worker threads in this
 //!   process: an `abort()` or segfault there ends the binary, output is not captured, and a
-//!   timed-out test's thread is abandoned, not killed. Process isolation (the default) has
-//!   none of these limits, at the price of a process start per test.
+//!   timed-out test's thread is abandoned, not killed (one watchdog gives it up at its deadline
+//!   and a new worker carries the run on). Process isolation (the default) has none of these
+//!   limits, at the price of a process start per test.
 //! - libtest-mimic prints no reason next to a statically ignored test, so the reasons of tests
 //!   gated by opt-in markers are printed after the run, grouped, as pytest's `SKIPPED [n]`.
 //!

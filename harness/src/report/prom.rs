@@ -43,26 +43,38 @@ fn number_into(out: &mut String, v: f64) {
     }
 }
 
-/// One metric family: its type and help, and its sample lines, in the order added.
-struct Family {
+/// A family as first added: its name, type and help.
+struct Head {
     name: String,
     kind: &'static str,
     help: String,
-    samples: String,
+    /// Which emitters add to it: the per-suite one, the per-test one (a value a test records
+    /// may share a name with a run-level family).
+    from_suites: bool,
+    from_tests: bool,
 }
 
-/// Metric families in the order first added; each sample is written straight into its
-/// family's text (10,000 tests make some 100,000 samples: no allocation per sample).
-#[derive(Default)]
-struct Families {
+/// Where the emitters' samples go. The text is written family by family — every family's
+/// samples must be contiguous — without holding any family in memory: one pass finds the
+/// families in the order first added, then one pass per family writes its samples (10,000
+/// tests make some 70,000 samples, 4.7 MB, which the last version built in memory first).
+struct Sink<'a> {
+    /// `None` while finding the families; the family being written otherwise.
+    writing: Option<&'a str>,
+    /// Samples of the family being written since the last flush.
+    text: String,
+    out: Option<&'a mut dyn std::io::Write>,
+    error: Option<std::io::Error>,
+    heads: Vec<Head>,
     index: std::collections::HashMap<String, usize>,
-    families: Vec<Family>,
     /// The last few names looked up, by address and length: nearly every name is a literal,
     /// so most lookups end here, with a comparison instead of a hash of the name.
     recent: Vec<(usize, usize, usize)>,
+    /// Which emitter runs now (for `Head::from_*`).
+    tests: bool,
 }
 
-impl Families {
+impl Sink<'_> {
     fn add(&mut self, name: &str, help: &str, labels: &[(&str, &str)], value: f64) {
         self.add_typed(name, "gauge", "", help, labels, value);
     }
@@ -77,21 +89,48 @@ impl Families {
         labels: &[(&str, &str)],
         value: f64,
     ) {
+        match self.writing {
+            None => self.discover(name, kind, help),
+            Some(family) if family == name => self.sample(name, suffix, labels, value),
+            Some(_) => {}
+        }
+    }
+
+    /// A value the test recorded, in family `reliability_<name>`: its name is only built
+    /// when the family is found, not on every pass.
+    fn add_value(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
+        match self.writing {
+            None => {
+                let (family, help) = (format!("reliability_{name}"), format!("Value {name} recorded by the test."));
+                self.discover(&family, "gauge", &help);
+            }
+            Some(family) if family.strip_prefix("reliability_") == Some(name) => {
+                self.sample(family, "", labels, value);
+            }
+            Some(_) => {}
+        }
+    }
+
+    fn discover(&mut self, name: &str, kind: &'static str, help: &str) {
         let key = (name.as_ptr() as usize, name.len());
         // The address may since hold another name of the same length (a freed `format!`):
         // the name is compared too, which is still cheaper than hashing it.
-        let hit = self.recent.iter().find(|(at, len, i)| (*at, *len) == key && self.families[*i].name == name);
+        let hit = self.recent.iter().find(|(at, len, i)| (*at, *len) == key && self.heads[*i].name == name);
         let i = match hit {
             Some((_, _, i)) => *i,
             None => {
                 let i = match self.index.get(name) {
                     Some(i) => *i,
                     None => {
-                        self.index.insert(name.to_string(), self.families.len());
-                        let family =
-                            Family { name: name.to_string(), kind, help: help.to_string(), samples: String::new() };
-                        self.families.push(family);
-                        self.families.len() - 1
+                        self.index.insert(name.to_string(), self.heads.len());
+                        self.heads.push(Head {
+                            name: name.to_string(),
+                            kind,
+                            help: help.to_string(),
+                            from_suites: false,
+                            from_tests: false,
+                        });
+                        self.heads.len() - 1
                     }
                 };
                 if self.recent.len() == 16 {
@@ -101,7 +140,13 @@ impl Families {
                 i
             }
         };
-        let out = &mut self.families[i].samples;
+        let head = &mut self.heads[i];
+        head.from_suites |= !self.tests;
+        head.from_tests |= self.tests;
+    }
+
+    fn sample(&mut self, name: &str, suffix: &str, labels: &[(&str, &str)], value: f64) {
+        let out = &mut self.text;
         out.push_str(name);
         out.push_str(suffix);
         out.push('{');
@@ -117,15 +162,16 @@ impl Families {
         out.push_str("} ");
         number_into(out, value);
         out.push('\n');
+        if self.text.len() >= 64 * 1024 {
+            self.flush();
+        }
     }
 
-    fn write(self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
-        for f in &self.families {
-            writeln!(out, "# HELP {} {}", f.name, f.help)?;
-            writeln!(out, "# TYPE {} {}", f.name, f.kind)?;
-            out.write_all(f.samples.as_bytes())?;
+    fn flush(&mut self) {
+        if let (Some(out), None) = (self.out.as_deref_mut(), &self.error) {
+            self.error = out.write_all(self.text.as_bytes()).err();
         }
-        Ok(())
+        self.text.clear();
     }
 }
 
@@ -144,7 +190,6 @@ pub fn write(
     reports: &[TestReport],
     only: Option<&str>,
 ) -> std::io::Result<()> {
-    let mut f = Families::default();
     let selected: Vec<&TestReport> =
         reports.iter().filter(|r| only.is_none_or(|suite| suite_of(&r.name) == suite)).collect();
     let mut suites: Vec<&str> = selected.iter().map(|r| suite_of(&r.name)).collect();
@@ -156,7 +201,54 @@ pub fn write(
     for r in &selected {
         *by_outcome.entry((suite_of(&r.name), r.outcome.label())).or_default() += 1;
     }
-    for suite in &suites {
+    let mut sink = Sink {
+        writing: None,
+        text: String::new(),
+        out: None,
+        error: None,
+        heads: Vec::new(),
+        index: std::collections::HashMap::new(),
+        recent: Vec::new(),
+        tests: false,
+    };
+    emit_suites(&mut sink, run, &suites, &by_outcome);
+    sink.tests = true;
+    emit_tests(&mut sink, &selected);
+    let heads = std::mem::take(&mut sink.heads);
+    let mut sink = Sink { out: Some(out), text: String::with_capacity(80 * 1024), ..sink };
+    for head in &heads {
+        sink.text.push_str("# HELP ");
+        sink.text.push_str(&head.name);
+        sink.text.push(' ');
+        sink.text.push_str(&head.help);
+        sink.text.push_str("\n# TYPE ");
+        sink.text.push_str(&head.name);
+        sink.text.push(' ');
+        sink.text.push_str(head.kind);
+        sink.text.push('\n');
+        sink.writing = Some(&head.name);
+        if head.from_suites {
+            emit_suites(&mut sink, run, &suites, &by_outcome);
+        }
+        if head.from_tests {
+            emit_tests(&mut sink, &selected);
+        }
+    }
+    sink.flush();
+    match sink.error {
+        Some(error) => Err(error),
+        None => Ok(()),
+    }
+}
+
+/// The per-suite series: run facts and the outcome counts.
+fn emit_suites(
+    f: &mut Sink<'_>,
+    run: &RunInfo,
+    suites: &[&str],
+    by_outcome: &std::collections::HashMap<(&str, &str), usize>,
+) {
+    for suite in suites {
         let commit = run.commit.as_deref().unwrap_or("");
         let branch = run.branch.as_deref().unwrap_or("");
         let workflow = run.workflow.as_deref().unwrap_or("");
@@ -194,8 +286,11 @@ pub fn write(
             );
         }
     }
+}
 
-    for report in &selected {
+/// The per-test series.
+fn emit_tests(f: &mut Sink<'_>, selected: &[&TestReport]) {
+    for report in selected {
         let (suite, test, outcome) = (suite_of(&report.name), report.name.as_str(), report.outcome.label());
         let st: &[(&str, &str)] = &[("suite", suite), ("test", test)];
         f.add(
@@ -257,10 +352,9 @@ pub fn write(
             );
         }
         for (name, value) in &m.figures.values {
-            f.add(&format!("reliability_{name}"), &format!("Value {name} recorded by the test."), st, *value);
+            f.add_value(name, st, *value);
         }
     }
-    f.write(out)
 }
 
 #[cfg(test)]
@@ -316,5 +410,56 @@ mod tests {
         }
         let only = render(&run, &reports, Some("api"));
         assert!(!only.contains("delivery"), "{only}");
+    }
+
+    /// A value named like a run-level family joins that family, after the suites' samples —
+    /// where it was first added — and the family is still written once.
+    #[test]
+    fn a_value_named_like_a_run_family_joins_it() {
+        let mut attempt = Attempt::bare(Outcome::Passed);
+        attempt.measurements.figures.values.insert("tests".into(), 7.0);
+        let report = TestReport {
+            name: "s::t".into(),
+            markers: vec![],
+            outcome: Outcome::Passed,
+            attempts: vec![attempt],
+            output: String::new(),
+            output_bytes: 0,
+            isolation: "thread".into(),
+        };
+        let text = render(&RunInfo::default(), &[report], None);
+        let family: Vec<&str> = text
+            .lines()
+            .skip_while(|l| *l != "# TYPE reliability_tests gauge")
+            .skip(1)
+            .take_while(|l| !l.starts_with('#'))
+            .collect();
+        assert_eq!(family.len(), OUTCOMES.len() + 1, "{text}");
+        assert_eq!(family.last().copied(), Some("reliability_tests{suite=\"s\",test=\"s::t\"} 7"));
+        assert_eq!(text.matches("# TYPE reliability_tests ").count(), 1);
+    }
+
+    /// A write that fails is reported, not swallowed.
+    #[test]
+    fn a_failed_write_is_an_error() {
+        struct Full;
+        impl std::io::Write for Full {
+            fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+                Err(std::io::Error::other("disk full"))
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let report = TestReport {
+            name: "s::t".into(),
+            markers: vec![],
+            outcome: Outcome::Passed,
+            attempts: vec![Attempt::bare(Outcome::Passed)],
+            output: String::new(),
+            output_bytes: 0,
+            isolation: "thread".into(),
+        };
+        assert!(write(&mut Full, &RunInfo::default(), &[report], None).is_err());
     }
 }
