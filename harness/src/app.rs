@@ -540,11 +540,14 @@ fn write_outputs(
     };
     let mut results: Vec<Result<(), String>> = std::thread::scope(|scope| {
         let junit = scope.spawn(|| {
-            let mut results = vec![stream(&dir.join("junit.xml"), &|f| junit::write(f, run, reports))];
-            if let Some(extra) = &options.junitxml {
-                results.push(stream(extra, &|f| junit::write(f, run, reports)));
-            }
-            results
+            let written = stream(&dir.join("junit.xml"), &|f| junit::write(f, run, reports));
+            // `--junitxml PATH`: the same document, copied rather than rendered again.
+            let copied = match (&options.junitxml, &written) {
+                (Some(extra), Ok(())) => Some(crate::io::copy_file(&dir.join("junit.xml"), extra)),
+                (Some(extra), Err(_)) => Some(stream(extra, &|f| junit::write(f, run, reports))),
+                (None, _) => None,
+            };
+            std::iter::once(written).chain(copied).collect::<Vec<_>>()
         });
         let prom = scope.spawn(|| vec![stream(&dir.join("metrics.prom"), &|f| prom::write(f, run, reports, None))]);
         let caches = scope.spawn(|| {

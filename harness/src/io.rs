@@ -11,6 +11,14 @@ pub(crate) fn write_file(path: &Path, bytes: &[u8]) -> Result<(), String> {
     file.commit()
 }
 
+/// Copies `from` to `to` atomically (as [`write_file`] writes).
+pub(crate) fn copy_file(from: &Path, to: &Path) -> Result<(), String> {
+    let mut source = std::fs::File::open(from).map_err(|e| format!("failed to read {}: {e}", from.display()))?;
+    let mut file = Staged::create(to)?;
+    std::io::copy(&mut source, &mut file).map_err(|e| file.error(&e))?;
+    file.commit()
+}
+
 /// A file being written: a temporary file beside its path, buffered, renamed into place by
 /// [`Staged::commit`] — so a report is streamed to disk as it is rendered, never held whole in
 /// memory, and a failed write (a full disk) leaves no half-written file behind: dropped

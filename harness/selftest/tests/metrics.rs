@@ -155,8 +155,9 @@ fn tool(name: &str) -> PathBuf {
 #[test]
 fn promtool_accepts_metrics_prom_and_junit_and_json_are_written() {
     let out = scratch();
+    let extra = out.join("elsewhere").join("junit-copy.xml");
     suite(
-        &["-k", "records_figures or keeps_1mib or sleeps"],
+        &["-k", "records_figures or keeps_1mib or sleeps", "--junitxml", extra.to_str().unwrap()],
         &out,
         &[("GITHUB_STEP_SUMMARY", out.join("summary.md").to_str().unwrap())],
     );
@@ -180,6 +181,7 @@ fn promtool_accepts_metrics_prom_and_junit_and_json_are_written() {
 
     let junit = std::fs::read_to_string(out.join("junit.xml")).unwrap();
     assert!(junit.contains("<property name=\"spans_delivered\" value=\"100\"/>"), "{junit}");
+    assert_eq!(std::fs::read_to_string(&extra).unwrap(), junit, "--junitxml holds the same document");
     let summary = std::fs::read_to_string(out.join("summary.md")).unwrap();
     assert!(summary.contains("| passed | 3 |"), "{summary}");
 }

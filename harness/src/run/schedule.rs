@@ -195,8 +195,7 @@ impl RunCtx {
         if let Some(reason) = self.stop_reason() {
             return Some(self.conclude(test, isolation, vec![not_run(reason)], Captured::default()));
         }
-        let serial = test.settings.serial.unwrap_or_else(|| test.has_marker("slow"));
-        let weight = if serial { u32::MAX } else { test.settings.threads.unwrap_or(1) };
+        let weight = if serial(test) { u32::MAX } else { test.settings.threads.unwrap_or(1) };
         let slots = self.slots.acquire(weight);
         // The run may have been stopped while this test waited for its slots.
         if let Some(reason) = self.stop_reason() {
@@ -204,8 +203,7 @@ impl RunCtx {
         }
         // Sized for the attempts it may make: a first push would reserve four (1.3 KB held by
         // every report until the run ends, for the one attempt most tests make).
-        let retries = test.settings.retries.unwrap_or(self.options.reruns) as usize;
-        let attempts = Vec::with_capacity(retries.saturating_add(1).min(16));
+        let attempts = Vec::with_capacity(self.retries(test).saturating_add(1).min(16));
         let state = Resume { job, attempts, weight: slots.held, started: None, limit: Duration::ZERO };
         let (attempts, output) = self.attempts_from(test, isolation, state, slots, watch)?;
         Some(self.conclude(test, isolation, attempts, output))
@@ -253,8 +251,12 @@ impl RunCtx {
 
     /// Thread isolation beside other tests: process-wide figures are not this test's alone.
     fn shares_process(&self, test: &TestCase, isolation: Isolation) -> bool {
-        let serial = test.settings.serial.unwrap_or_else(|| test.has_marker("slow"));
-        isolation == Isolation::Thread && !serial && self.slots.capacity > 1
+        isolation == Isolation::Thread && !serial(test) && self.slots.capacity > 1
+    }
+
+    /// How often `test` may be retried.
+    fn retries(&self, test: &TestCase) -> usize {
+        test.settings.retries.unwrap_or(self.options.reruns) as usize
     }
 
     /// Attempts `test` until it needs no retry, from the attempts made so far.
@@ -266,7 +268,7 @@ impl RunCtx {
         slots: SlotGuard<'_>,
         watch: Option<&Watch<Resume>>,
     ) -> Option<(Vec<Attempt>, Captured)> {
-        let retries = test.settings.retries.unwrap_or(self.options.reruns) as usize;
+        let retries = self.retries(test);
         let timeout = test.settings.timeout.and_then(|s| Duration::try_from_secs_f64(s).ok()).or(self.options.timeout);
         let shared_process = self.shares_process(test, isolation);
         let mut output = Captured::default();
@@ -372,6 +374,11 @@ impl RunCtx {
             _ => Outcome::Error { message: errors },
         }
     }
+}
+
+/// Whether `test` runs with the machine to itself (`serial`; `slow` tests by default).
+fn serial(test: &TestCase) -> bool {
+    test.settings.serial.unwrap_or_else(|| test.has_marker("slow"))
 }
 
 fn not_run(reason: String) -> Attempt {

@@ -173,14 +173,20 @@ mod tests {
 
     /// An attempt that returns in time gets its state back and nothing expires; one that does
     /// not return is handed to `on_expired` with its state, and learns of it when it returns.
-    #[test]
-    fn the_first_to_take_the_state_owns_the_test() {
-        let (expired_tx, expired_rx) = mpsc::channel::<u32>();
-        let expired_tx = Mutex::new(expired_tx);
+    /// A watchdog that sends each expired state down a channel.
+    fn reporting() -> (Arc<Watchdog<u32>>, std::thread::JoinHandle<()>, mpsc::Receiver<u32>) {
+        let (tx, rx) = mpsc::channel::<u32>();
+        let tx = Mutex::new(tx);
         let (dog, thread) = Watchdog::start(Box::new(move |state: u32| {
-            let _ = lock(&expired_tx).send(state);
+            let _ = lock(&tx).send(state);
         }))
         .expect("the watchdog starts");
+        (dog, thread, rx)
+    }
+
+    #[test]
+    fn the_first_to_take_the_state_owns_the_test() {
+        let (dog, thread, expired_rx) = reporting();
         let watch = dog.watch();
         // In time: a generous limit, a body that returns at once.
         assert_eq!(watch.run(Duration::from_secs(3600), 1, || 10), Some((10, 1)));
@@ -198,12 +204,7 @@ mod tests {
     /// although it sleeps towards a later deadline.
     #[test]
     fn an_earlier_deadline_wakes_the_watchdog() {
-        let (tx, rx) = mpsc::channel::<u32>();
-        let tx = Mutex::new(tx);
-        let (dog, thread) = Watchdog::start(Box::new(move |state: u32| {
-            let _ = lock(&tx).send(state);
-        }))
-        .expect("the watchdog starts");
+        let (dog, thread, rx) = reporting();
         let long = dog.watch();
         let short = dog.watch();
         std::thread::scope(|scope| {
