@@ -137,8 +137,7 @@ pub fn run(tests: Vec<TestCase>, args: Vec<OsString>, env: &dyn Fn(&str) -> Opti
         return merge_shards(&cli.merge, options, &output_dir, env);
     }
     // The commit and branch for the reports, looked up while the tests run.
-    let git = (exact.is_none() && !libtest.list)
-        .then(|| crate::report::GitLookup::start(env("CARGO_MANIFEST_DIR").map(PathBuf::from)));
+    let git = (exact.is_none() && !libtest.list).then(|| crate::report::GitLookup::start(env));
     let mut summary = Summary::default();
     let (order, in_process): (Vec<(usize, Decision)>, bool) = match exact {
         // `--exact NAME` always runs NAME, gated or deselected, in this process: it is how
@@ -333,7 +332,7 @@ pub fn run(tests: Vec<TestCase>, args: Vec<OsString>, env: &dyn Fn(&str) -> Opti
     summary.elapsed = started.elapsed();
     let mut push_failed = false;
     if !in_process {
-        let git = git.unwrap_or_else(|| crate::report::GitLookup::start(env("CARGO_MANIFEST_DIR").map(PathBuf::from)));
+        let git = git.unwrap_or_else(|| crate::report::GitLookup::start(env));
         let mut run = RunInfo::collect_with(env, started_at, started.elapsed(), interrupted, git);
         run.partition = ctx.options.partition.map(|p| p.to_string());
         write_outputs(&output_dir, &run, &reports, &ctx.options, env, &mut summary);

@@ -52,14 +52,25 @@ pub struct RunInfo {
     pub partition: Option<String>,
 }
 
+/// Where CI names the commit under test, in order of preference.
+const COMMIT_VARS: &[&str] = &["GITHUB_SHA", "CI_COMMIT_SHA"];
+/// Where CI names the branch, in order of preference.
+const BRANCH_VARS: &[&str] = &["GITHUB_HEAD_REF", "GITHUB_REF_NAME", "CI_COMMIT_REF_NAME"];
+
 /// The commit and branch from git, looked up on a thread of its own (a `git` process costs a
 /// few milliseconds) so that it overlaps the run.
 #[derive(Debug)]
 pub struct GitLookup(Option<std::thread::JoinHandle<(Option<String>, Option<String>)>>);
 
 impl GitLookup {
-    /// Starts `git rev-parse HEAD --abbrev-ref HEAD` in `dir` (the current directory if `None`).
-    pub fn start(dir: Option<std::path::PathBuf>) -> GitLookup {
+    /// Starts `git rev-parse HEAD --abbrev-ref HEAD` in `CARGO_MANIFEST_DIR` (else the current
+    /// directory) — unless CI variables already name the commit and the branch.
+    pub fn start(env: &dyn Fn(&str) -> Option<String>) -> GitLookup {
+        let set = |names: &[&str]| names.iter().any(|n| env(n).is_some_and(|v| !v.is_empty()));
+        if set(COMMIT_VARS) && set(BRANCH_VARS) {
+            return GitLookup(None);
+        }
+        let dir = env("CARGO_MANIFEST_DIR").map(std::path::PathBuf::from);
         GitLookup(std::thread::Builder::new().name("reliability-git".into()).spawn(move || git_facts(dir)).ok())
     }
 
@@ -89,8 +100,7 @@ impl RunInfo {
         elapsed: Duration,
         interrupted: bool,
     ) -> RunInfo {
-        let git = GitLookup::start(env("CARGO_MANIFEST_DIR").map(std::path::PathBuf::from));
-        RunInfo::collect_with(env, started, elapsed, interrupted, git)
+        RunInfo::collect_with(env, started, elapsed, interrupted, GitLookup::start(env))
     }
 
     /// [`RunInfo::collect`] with git's answer looked up already (see [`GitLookup`]).
@@ -117,8 +127,8 @@ impl RunInfo {
         let started_unix = started.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs_f64();
         RunInfo {
             binary,
-            commit: var(&["GITHUB_SHA", "CI_COMMIT_SHA"]).or(git_commit),
-            branch: var(&["GITHUB_HEAD_REF", "GITHUB_REF_NAME", "CI_COMMIT_REF_NAME"]).or(git_branch),
+            commit: var(COMMIT_VARS).or(git_commit),
+            branch: var(BRANCH_VARS).or(git_branch),
             workflow: var(&["GITHUB_WORKFLOW"]),
             host: nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default(),
             started_at: rfc3339(started_unix as i64),
@@ -184,6 +194,32 @@ mod tests {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(rfc3339(1_795_339_867), "2026-11-22T09:31:07Z");
+    }
+
+    /// Without CI variables the commit and branch come from git, in one call: checked on a
+    /// repository made here, against what git itself says.
+    #[test]
+    fn git_names_the_commit_and_branch() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let git = |args: &[&str]| {
+            let out = std::process::Command::new("git")
+                .args(["-c", "user.name=t", "-c", "user.email=t@example.invalid", "-c", "commit.gpgsign=false"])
+                .args(args)
+                .current_dir(dir.path())
+                .output()
+                .unwrap_or_else(|e| panic!("git: {e}"));
+            assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+            String::from_utf8_lossy(&out.stdout).trim().to_string()
+        };
+        git(&["init", "-q", "-b", "shard-7"]);
+        git(&["commit", "-q", "--allow-empty", "-m", "x"]);
+        let sha = git(&["rev-parse", "HEAD"]);
+        let path = dir.path().to_string_lossy().into_owned();
+        let env = |k: &str| (k == "CARGO_MANIFEST_DIR").then(|| path.clone());
+        let info = RunInfo::collect(&env, UNIX_EPOCH, Duration::from_secs(1), false);
+        assert_eq!(sha.len(), 40);
+        assert_eq!(info.commit.as_deref(), Some(sha.as_str()));
+        assert_eq!(info.branch.as_deref(), Some("shard-7"));
     }
 
     #[test]
