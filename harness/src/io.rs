@@ -42,7 +42,7 @@ impl Staged {
         name.push(format!(".tmp{}", std::process::id()));
         let tmp = path.with_file_name(name);
         let file = std::fs::File::create(&tmp).map_err(|e| format!("failed to write {}: {e}", tmp.display()))?;
-        let out = Some(std::io::BufWriter::with_capacity(256 * 1024, file));
+        let out = Some(std::io::BufWriter::with_capacity(64 * 1024, file));
         Ok(Staged { path: path.to_path_buf(), tmp, out })
     }
 
