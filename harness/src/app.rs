@@ -528,27 +528,22 @@ fn write_outputs(
     env: &dyn Fn(&str) -> Option<String>,
     summary: &mut Summary,
 ) {
-    use crate::io::Staged;
+    use crate::io::{Staged, write_with};
     use crate::report::{json, junit, markdown, prom};
     // Each report is streamed to its file as it is rendered (never held whole); the writers
     // run at once, one thread each. report.json and report.html share one serialization.
-    let stream = |path: &std::path::Path, fill: &dyn Fn(&mut Staged) -> std::io::Result<()>| {
-        let mut file = Staged::create(path)?;
-        fill(&mut file).map_err(|e| file.error(&e))?;
-        file.commit()
-    };
     let mut results: Vec<Result<(), String>> = std::thread::scope(|scope| {
         let junit = scope.spawn(|| {
-            let written = stream(&dir.join("junit.xml"), &|f| junit::write(f, run, reports));
+            let written = write_with(&dir.join("junit.xml"), |f| junit::write(f, run, reports));
             // `--junitxml PATH`: the same document, copied rather than rendered again.
             let copied = match (&options.junitxml, &written) {
                 (Some(extra), Ok(())) => Some(crate::io::copy_file(&dir.join("junit.xml"), extra)),
-                (Some(extra), Err(_)) => Some(stream(extra, &|f| junit::write(f, run, reports))),
+                (Some(extra), Err(_)) => Some(write_with(extra, |f| junit::write(f, run, reports))),
                 (None, _) => None,
             };
             std::iter::once(written).chain(copied).collect::<Vec<_>>()
         });
-        let prom = scope.spawn(|| vec![stream(&dir.join("metrics.prom"), &|f| prom::write(f, run, reports, None))]);
+        let prom = scope.spawn(|| vec![write_with(&dir.join("metrics.prom"), |f| prom::write(f, run, reports, None))]);
         let caches = scope.spawn(|| {
             let mut results = Vec::new();
             let mut cache = LastFailed::load(dir);

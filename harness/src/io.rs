@@ -6,17 +6,20 @@ use std::path::{Path, PathBuf};
 
 /// Writes `bytes` to `path` atomically, creating parent directories.
 pub(crate) fn write_file(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    write_with(path, |file| file.write_all(bytes))
+}
+
+/// Writes `path` atomically with what `fill` streams into it (see [`Staged`]).
+pub(crate) fn write_with(path: &Path, fill: impl FnOnce(&mut Staged) -> std::io::Result<()>) -> Result<(), String> {
     let mut file = Staged::create(path)?;
-    file.write_all(bytes).map_err(|e| file.error(&e))?;
+    fill(&mut file).map_err(|e| file.error(&e))?;
     file.commit()
 }
 
 /// Copies `from` to `to` atomically (as [`write_file`] writes).
 pub(crate) fn copy_file(from: &Path, to: &Path) -> Result<(), String> {
     let mut source = std::fs::File::open(from).map_err(|e| format!("failed to read {}: {e}", from.display()))?;
-    let mut file = Staged::create(to)?;
-    std::io::copy(&mut source, &mut file).map_err(|e| file.error(&e))?;
-    file.commit()
+    write_with(to, |file| std::io::copy(&mut source, file).map(drop))
 }
 
 /// A file being written: a temporary file beside its path, buffered, renamed into place by

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use crate::registry::TestCase;
 use crate::run::schedule::{Reply, Resume, RunCtx};
-use crate::run::watchdog::Watchdog;
+use crate::run::watchdog::{Watch, Watchdog};
 
 /// Results between two wake-ups of the printing thread.
 const BATCH: usize = 64;
@@ -180,13 +180,9 @@ impl Pool {
         }
         loop {
             let job = self.next.fetch_add(1, SeqCst);
-            let Some(&index) = self.jobs().get(job) else { return };
-            let test = &self.tests[index];
-            let started = Instant::now();
-            match guarded(test, || self.ctx.run_test(job, test, watch)) {
-                Some(reply) => self.complete(job, reply, started),
-                // Taken over at a timeout: another thread carries the test and the queue on.
-                None => return,
+            // Out of jobs, or taken over at a timeout: another thread carries the queue on.
+            if job >= self.jobs().len() || !self.run_job(job, watch) {
+                return;
             }
         }
     }
@@ -195,12 +191,24 @@ impl Pool {
     fn work_until(&self, job: usize) {
         while self.next.load(SeqCst) <= job {
             let next = self.next.fetch_add(1, SeqCst);
-            let Some(&index) = self.jobs().get(next) else { return };
-            let test = &self.tests[index];
-            let started = Instant::now();
-            if let Some(reply) = guarded(test, || self.ctx.run_test(next, test, None)) {
-                self.complete(next, reply, started);
+            if next >= self.jobs().len() {
+                return;
             }
+            self.run_job(next, None);
+        }
+    }
+
+    /// Runs job `job` on this thread; `false` when the watchdog took it over (this thread was
+    /// abandoned and must stop).
+    fn run_job(&self, job: usize, watch: Option<&Watch<Resume>>) -> bool {
+        let test = &self.tests[self.jobs()[job]];
+        let started = Instant::now();
+        match guarded(test, || self.ctx.run_test(job, test, watch)) {
+            Some(reply) => {
+                self.complete(job, reply, started);
+                true
+            }
+            None => false,
         }
     }
 
