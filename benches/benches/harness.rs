@@ -26,14 +26,14 @@ fn trivial(
 fn trivial_tests() -> Vec<TestCase> {
     (0..TESTS)
         .map(|i| TestCase {
-            name: format!("bench::trivial_{i:03}"),
+            name: format!("bench::trivial_{i:03}").leak(),
             markers: Vec::new(),
             file: file!(),
             package_dir: "",
             line: line!(),
-            settings: Settings {
+            settings: &Settings {
                 isolation: Some(reliability_harness::__private::Isolation::Thread),
-                ..Settings::default()
+                ..Settings::DEFAULT
             },
             fixtures: &[],
             run: trivial,

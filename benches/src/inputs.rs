@@ -100,7 +100,7 @@ pub fn reports(tests: usize) -> (RunInfo, Vec<TestReport>) {
                 teardown: std::time::Duration::from_micros(7),
             };
             TestReport {
-                name: format!("suite_{}::test_{i}", i % 10),
+                name: format!("suite_{}::test_{i}", i % 10).into(),
                 markers: if i % 3 == 0 { vec!["slow".into()] } else { Vec::new() },
                 outcome,
                 attempts: vec![attempt],

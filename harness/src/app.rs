@@ -173,7 +173,6 @@ pub fn run(tests: Vec<TestCase>, args: Vec<OsString>, env: &dyn Fn(&str) -> Opti
             .map_err(|e| Error::Runtime(format!("failed to create {}: {e}", dhat_dir.display())))?;
     }
     let profiler = if in_this_process && !libtest.list { heap::start(profile_here) } else { None };
-    let (events, reports) = std::sync::mpsc::channel::<TestReport>();
     let shared = Arc::new(Shared::new(config.clone()));
     // Children ask this process for shared session fixtures; not needed when none runs.
     let any_child = !in_process
@@ -219,7 +218,7 @@ pub fn run(tests: Vec<TestCase>, args: Vec<OsString>, env: &dyn Fn(&str) -> Opti
         config_path: config.path.clone(),
         scratch: output_dir.join("children"),
         heap_profile_dir,
-        events,
+        events: Mutex::new(Vec::new()),
         trace,
         live,
     });
@@ -238,13 +237,13 @@ pub fn run(tests: Vec<TestCase>, args: Vec<OsString>, env: &dyn Fn(&str) -> Opti
                 let trial = trial(test, &pool, jobs.len()).with_ignored_flag(true);
                 if !libtest.is_filtered_out(&trial) && libtest.is_ignored(&trial) {
                     gated.push(TestReport {
-                        name: test.name.clone(),
+                        name: test.name.into(),
                         markers: test.markers.iter().map(|m| m.to_string()).collect(),
                         outcome: Outcome::Skipped { reason: Decision::gate_reason(missing) },
                         attempts: Vec::new(),
                         output: String::new(),
                         output_bytes: 0,
-                        isolation: ctx.isolation_of(test).label().to_string(),
+                        isolation: ctx.isolation_of(test).label().into(),
                     });
                 }
                 trial
@@ -309,13 +308,14 @@ pub fn run(tests: Vec<TestCase>, args: Vec<OsString>, env: &dyn Fn(&str) -> Opti
     });
     // The pool's workers run the tests; libtest, on this thread, prints them in order.
     if !libtest.list {
+        ctx.events.lock().unwrap_or_else(|e| e.into_inner()).reserve_exact(jobs.len() + gated.len());
         pool.start(jobs, ctx.slots.capacity as usize);
     }
     let printing = Arguments { test_threads: Some(1), ..libtest.clone() };
     let conclusion = libtest_mimic::run(&printing, trials);
     pool.finish();
     drop(progress);
-    let mut reports: Vec<TestReport> = reports.try_iter().collect();
+    let mut reports = std::mem::take(&mut *ctx.events.lock().unwrap_or_else(|e| e.into_inner()));
     drop(share_server);
     // Taken out of the store first: the teardown holds no lock a stuck thread could want.
     let mut session = std::mem::take(&mut *ctx.shared.lock_session());
@@ -466,11 +466,11 @@ fn apply_partition(
         .enumerate()
         .filter(|(_, (i, d))| {
             !matches!(d, Decision::Deselected { .. })
-                && !libtest.is_filtered_out(&Trial::test(tests[*i].name.clone(), || Ok(())))
+                && !libtest.is_filtered_out(&Trial::test(tests[*i].name, || Ok(())))
         })
         .map(|(at, _)| at)
         .collect();
-    let names: Vec<&str> = candidates.iter().map(|at| tests[order[*at].0].name.as_str()).collect();
+    let names: Vec<&str> = candidates.iter().map(|at| tests[order[*at].0].name).collect();
     let durations = match partition.kind {
         crate::select::partition::Kind::Duration => crate::report::durations::Durations::load(output_dir).seconds,
         _ => Default::default(),
@@ -499,7 +499,7 @@ fn apply_last_failed(
         return order;
     }
     let cache = LastFailed::load(output_dir);
-    let failed = |i: usize| cache.failed.contains(&tests[i].name);
+    let failed = |i: usize| cache.failed.contains(tests[i].name);
     let any_failed = order.iter().any(|(i, d)| failed(*i) && !matches!(d, Decision::Deselected { .. }));
     if options.last_failed && any_failed {
         for (i, decision) in &mut order {
@@ -597,7 +597,7 @@ fn exit_code(conclusion: &Conclusion, interrupted: bool, session_errors: bool) -
 /// `test`'s trial: its runner waits for job `job` of the pool (never called unless it runs).
 fn trial(test: &TestCase, pool: &Arc<Pool>, job: usize) -> Trial {
     let pool = Arc::clone(pool);
-    Trial::ignorable_test(test.name.clone(), move || pool.wait(job))
+    Trial::ignorable_test(test.name, move || pool.wait(job))
 }
 
 fn describe_selection(settings: &SelectionSettings) -> String {

@@ -301,7 +301,9 @@ fn is_shared<T: Fixture>() -> bool {
 #[derive(Debug)]
 pub struct SharedFixture(pub FixtureRef);
 
-inventory::collect!(SharedFixture);
+/// Every [`shared_fixture!`](crate::shared_fixture) of the binary, gathered by the linker.
+#[linkme::distributed_slice]
+pub static SHARED_FIXTURES: [SharedFixture];
 
 /// Registers a `SHARED` session fixture with the parent process, so that children can adopt
 /// it even when no test takes it directly (a test takes `&Tracer`, whose setup asks for the
@@ -316,9 +318,12 @@ inventory::collect!(SharedFixture);
 #[macro_export]
 macro_rules! shared_fixture {
     ($fixture:ty) => {
-        $crate::__private::inventory::submit! {
-            $crate::__private::SharedFixture($crate::__private::FixtureRef::of::<$fixture>())
-        }
+        const _: () = {
+            #[$crate::__private::linkme::distributed_slice($crate::__private::SHARED_FIXTURES)]
+            #[linkme(crate = $crate::__private::linkme)]
+            static SHARED_FIXTURE: $crate::__private::SharedFixture =
+                $crate::__private::SharedFixture($crate::__private::FixtureRef::of::<$fixture>());
+        };
     };
 }
 

@@ -85,9 +85,11 @@ pub use reliability_harness_macros::test;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::call::{Interrupted, TestCall};
+    pub use crate::fixture::SHARED_FIXTURES;
     pub use crate::fixture::{FixtureRef, Shared, SharedFixture};
+    pub use crate::registry::TESTS;
     pub use crate::registry::{Isolation, Settings, SkipIf, TestDef, Xfail};
-    pub use inventory;
+    pub use linkme;
 
     /// What a test function may return: `()` or `Result<(), E: Debug>` (like `main`).
     pub trait TestOutput {

@@ -3,6 +3,7 @@
 //! These records are the facts the runner sends to reporters (summary, caches, reports).
 //! They are serialisable because a child process writes one as its result.
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -163,8 +164,9 @@ impl Attempt {
 /// The final record of a test: what reporters receive.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TestReport {
-    /// Test name.
-    pub name: String,
+    /// Test name: borrowed from the registry in the run that made the report (no copy per
+    /// test), owned when read back from a report file.
+    pub name: Cow<'static, str>,
     /// Markers.
     pub markers: Vec<String>,
     /// Final outcome.
@@ -178,7 +180,7 @@ pub struct TestReport {
     #[serde(default)]
     pub output_bytes: u64,
     /// `process` or `thread`.
-    pub isolation: String,
+    pub isolation: Cow<'static, str>,
 }
 
 mod secs {

@@ -1,18 +1,19 @@
-//! The registry: every `#[test]` of the binary, collected through `inventory`.
+//! The registry: every `#[test]` of the binary, gathered by the linker (`linkme`).
 //!
-//! The attribute macro emits one static [`TestDef`] per test (per case, when parametrized);
+//! The attribute macro emits one static [`TestDef`] per test (per case, when parametrized)
+//! into the [`TESTS`] slice: no constructor runs per test at start-up, and nothing links the
+//! definitions together at run time (`inventory` cost 10,000 constructors, their code pages
+//! and a relocated list node per test in a binary of 10,000 tests);
 //! [`collect`] turns them into [`TestCase`]s with stable names `module::path::function[id]`,
 //! sorted, and refuses duplicates. Nothing here decides what runs; see `selection`.
 
 /// One registered test, as the attribute macro writes it. Not constructed by hand.
 #[derive(Debug)]
 pub struct TestDef {
-    /// `module_path!()` at the definition: the crate name, then modules.
-    pub module_path: &'static str,
-    /// The function's name.
-    pub function: &'static str,
-    /// The parametrized case id, if any.
-    pub case: Option<&'static str>,
+    /// `module_path!()` at the definition, `::`, the function's name and, for a parametrized
+    /// case, `[id]`: `crate::module::function[id]`. One string, so that the test's name is a
+    /// slice of it (no allocation per test) and its static holds one pointer, not three.
+    pub path: &'static str,
     /// Markers of the test and of the case, as written.
     pub markers: &'static [&'static str],
     /// Source location, for error messages.
@@ -22,8 +23,8 @@ pub struct TestDef {
     pub package_dir: &'static str,
     /// Source line of the attribute's expansion.
     pub line: u32,
-    /// Settings from the attribute.
-    pub settings: Settings,
+    /// Settings from the attribute; `None` when it has none.
+    pub settings: Option<&'static Settings>,
     /// The fixtures the test takes directly (the parent learns shared ones from here).
     pub fixtures: &'static [FixtureRef],
     /// Runs the test: requests its fixtures from the call, then calls the body through it.
@@ -90,14 +91,16 @@ impl Settings {
     };
 }
 
-inventory::collect!(TestDef);
+/// Every test of the binary, in no particular order.
+#[linkme::distributed_slice]
+pub static TESTS: [TestDef];
 
 /// A test ready for selection: its stable name, markers and body.
 #[derive(Clone, Debug)]
 pub struct TestCase {
     /// `module::path::function` or `module::path::function[id]`, without the crate name —
     /// the same in `--list`, JSON output and reports.
-    pub name: String,
+    pub name: &'static str,
     /// Markers, deduplicated, in the order written.
     pub markers: Vec<&'static str>,
     /// Source file of the definition.
@@ -106,8 +109,8 @@ pub struct TestCase {
     pub package_dir: &'static str,
     /// Source line of the definition.
     pub line: u32,
-    /// Settings from the attribute.
-    pub settings: Settings,
+    /// Settings from the attribute (a reference: 10,000 copies of `Settings` were 1 MB).
+    pub settings: &'static Settings,
     /// Shared-fixture hooks of the fixtures it takes.
     pub fixtures: &'static [FixtureRef],
     /// The body.
@@ -120,7 +123,7 @@ impl TestCase {
         TestCase::named(name_of(def), def)
     }
 
-    fn named(name: String, def: &TestDef) -> TestCase {
+    fn named(name: &'static str, def: &TestDef) -> TestCase {
         let mut markers: Vec<&'static str> = Vec::with_capacity(def.markers.len());
         for marker in def.markers {
             if !markers.contains(marker) {
@@ -133,7 +136,7 @@ impl TestCase {
             file: def.file,
             package_dir: def.package_dir,
             line: def.line,
-            settings: def.settings,
+            settings: def.settings.unwrap_or(&Settings::DEFAULT),
             fixtures: def.fixtures,
             run: def.run,
         }
@@ -169,66 +172,32 @@ pub struct DuplicateName {
 
 /// Every test registered in this binary, sorted by name.
 pub fn collect() -> Result<Vec<TestCase>, DuplicateName> {
-    from_defs(inventory::iter::<TestDef>)
+    from_defs(TESTS.iter())
 }
 
-/// The module path without the crate name (`None` at the crate root). A crate name has no
-/// `:`, so the first `:` starts the first `::`.
-fn module_of(def: &TestDef) -> Option<&'static str> {
-    def.module_path.find(':').map(|i| &def.module_path[i + 2..])
-}
-
-/// `module::path::function[case]`, without the crate name (libtest's names have none).
-fn name_of(def: &TestDef) -> String {
-    let module = module_of(def);
-    let len = module.map_or(0, |m| m.len() + 2) + def.function.len() + def.case.map_or(0, |c| c.len() + 2);
-    let mut name = String::with_capacity(len);
-    if let Some(module) = module {
-        name.push_str(module);
-        name.push_str("::");
-    }
-    name.push_str(def.function);
-    if let Some(case) = def.case {
-        name.push('[');
-        name.push_str(case);
-        name.push(']');
-    }
-    name
-}
-
-/// Whether `def`'s name is `query`, without building the name.
-fn is_named(def: &TestDef, query: &str) -> bool {
-    let rest = match module_of(def) {
-        Some(module) => match query.strip_prefix(module).and_then(|r| r.strip_prefix("::")) {
-            Some(rest) => rest,
-            None => return false,
-        },
-        None => query,
-    };
-    let Some(rest) = rest.strip_prefix(def.function) else { return false };
-    match def.case {
-        Some(case) => rest.strip_prefix('[').and_then(|r| r.strip_suffix(']')) == Some(case),
-        None => rest.is_empty(),
-    }
+/// `module::path::function[case]`: the path without the crate name (libtest's names have
+/// none). A crate name has no `:`, so the first `::` ends it.
+fn name_of(def: &TestDef) -> &'static str {
+    def.path.split_once("::").map_or(def.path, |(_, name)| name)
 }
 
 /// The test named `name`, found without collecting and sorting the whole registry: every
 /// child process of a process-isolated run (and every nextest process) runs one test by name.
 pub fn find(name: &str) -> Option<TestCase> {
-    inventory::iter::<TestDef>.into_iter().find(|def| is_named(def, name)).map(TestCase::from_def)
+    TESTS.iter().find(|def| name_of(def) == name).map(TestCase::from_def)
 }
 
 /// Builds the sorted, duplicate-free test list from definitions.
 ///
 /// Every process pays this at start-up (each child of a process-isolated run too), so it sorts
-/// small `(name, &def)` pairs rather than whole test cases.
+/// small `(name, &def)` pairs rather than whole test cases; names are slices of the statics.
 pub fn from_defs<'a>(defs: impl IntoIterator<Item = &'a TestDef>) -> Result<Vec<TestCase>, DuplicateName> {
-    let mut named: Vec<(String, &TestDef)> = defs.into_iter().map(|def| (name_of(def), def)).collect();
-    named.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    let mut named: Vec<(&'static str, &TestDef)> = defs.into_iter().map(|def| (name_of(def), def)).collect();
+    named.sort_unstable_by(|a, b| a.0.cmp(b.0));
     for pair in named.windows(2) {
         if pair[0].0 == pair[1].0 {
             let at = |def: &TestDef| format!("{}:{}", def.file, def.line);
-            return Err(DuplicateName { name: pair[0].0.clone(), first: at(pair[0].1), second: at(pair[1].1) });
+            return Err(DuplicateName { name: pair[0].0.to_string(), first: at(pair[0].1), second: at(pair[1].1) });
         }
     }
     Ok(named.into_iter().map(|(name, def)| TestCase::named(name, def)).collect())
@@ -242,16 +211,14 @@ mod tests {
         Ok(())
     }
 
-    const fn def(module_path: &'static str, function: &'static str, case: Option<&'static str>) -> TestDef {
+    const fn def(path: &'static str) -> TestDef {
         TestDef {
-            module_path,
-            function,
-            case,
+            path,
             markers: &["e2e", "slow", "e2e"],
             file: "f.rs",
             package_dir: "",
             line: 1,
-            settings: Settings::DEFAULT,
+            settings: None,
             fixtures: &[],
             run: ok,
         }
@@ -259,37 +226,16 @@ mod tests {
 
     #[test]
     fn names_drop_the_crate_and_carry_the_case_id() {
-        let defs = [
-            def("reliability::delivery", "baseline", None),
-            def("reliability", "top", None),
-            def("reliability::a::b", "p", Some("10-x")),
-        ];
+        let defs = [def("reliability::delivery::baseline"), def("reliability::top"), def("reliability::a::b::p[10-x]")];
         let tests = from_defs(&defs).unwrap();
-        let names: Vec<&str> = tests.iter().map(|t| t.name.as_str()).collect();
+        let names: Vec<&str> = tests.iter().map(|t| t.name).collect();
         assert_eq!(names, ["a::b::p[10-x]", "delivery::baseline", "top"]);
         assert_eq!(tests[0].markers, ["e2e", "slow"]);
     }
 
     #[test]
-    fn is_named_agrees_with_name_of() {
-        let defs = [
-            def("reliability::delivery", "baseline", None),
-            def("reliability", "top", None),
-            def("reliability::a::b", "p", Some("10-x")),
-        ];
-        for d in &defs {
-            assert!(is_named(d, &name_of(d)), "{}", name_of(d));
-        }
-        for wrong in
-            ["delivery::baselin", "delivery::baseline2", "a::b::p", "a::b::p[10-x", "top[1]", "delivery:baseline"]
-        {
-            assert!(defs.iter().all(|d| !is_named(d, wrong)), "{wrong}");
-        }
-    }
-
-    #[test]
     fn duplicate_names_are_refused_with_both_locations() {
-        let defs = [def("c::m", "t", None), def("c::m", "t", None)];
+        let defs = [def("c::m::t"), def("c::m::t")];
         let err = from_defs(&defs).unwrap_err();
         assert_eq!(err.name, "m::t");
         assert!(err.to_string().contains("f.rs:1 and f.rs:1"));

@@ -1,7 +1,7 @@
 //! The `#[test]` attribute of `reliability-harness`.
 //!
 //! It leaves the function as written and registers it (once, or once per `#[case]`) with the
-//! harness through `inventory`, so that there is no central list of tests to maintain. All the
+//! harness through `linkme` (a static the linker gathers into one slice), so that there is no central list of tests to maintain. All the
 //! logic lives in the harness crate; this crate only turns syntax into a static `TestDef`.
 //!
 //! ```ignore
@@ -76,7 +76,8 @@ fn lit_str(value: &Expr, what: &str) -> syn::Result<LitStr> {
     }
 }
 
-/// The `Settings { .. }` expression for the attribute's settings.
+/// The `Option<&Settings>` expression for the attribute's settings: `None` when it has none,
+/// so a plain test's static carries 8 bytes of settings, not a whole `Settings`.
 fn settings_tokens(settings: &[(Ident, SettingValue)]) -> syn::Result<TokenStream2> {
     let p = quote!(::reliability_harness::__private);
     let mut fields = Vec::new();
@@ -133,7 +134,10 @@ fn settings_tokens(settings: &[(Ident, SettingValue)]) -> syn::Result<TokenStrea
         };
         fields.push(tokens);
     }
-    Ok(quote!(#p::Settings { #(#fields,)* ..#p::Settings::DEFAULT }))
+    if fields.is_empty() {
+        return Ok(quote!(::core::option::Option::None));
+    }
+    Ok(quote!(::core::option::Option::Some(&#p::Settings { #(#fields,)* ..#p::Settings::DEFAULT })))
 }
 
 /// One `#[case(...)]`: positional arguments plus optional `id = "..."` and `markers(...)`.
@@ -317,9 +321,9 @@ fn expand(args: TestArgs, mut item: ItemFn) -> syn::Result<TokenStream2> {
             }
             seen_ids.push(id.clone());
         }
-        let case_id_tokens = match &case_id {
-            Some(id) => quote!(::core::option::Option::Some(#id)),
-            None => quote!(::core::option::Option::None),
+        let name_tail = match &case_id {
+            Some(id) => format!("{fn_name_str}[{id}]"),
+            None => fn_name_str.clone(),
         };
         let mut all_markers = markers.clone();
         all_markers.extend(case.markers.iter().map(|m| m.to_string()));
@@ -345,27 +349,35 @@ fn expand(args: TestArgs, mut item: ItemFn) -> syn::Result<TokenStream2> {
         } else {
             quote!(#fn_name(#(#call_args),*))
         };
-        let runner = format_ident!("__reliability_run_{}", index.unwrap_or(0));
         let p = quote!(::reliability_harness::__private);
-        registrations.push(quote! {
-            fn #runner(__call: &mut #p::TestCall<'_>) -> ::core::result::Result<(), #p::Interrupted> {
+        // A body without fixtures captures nothing and goes as a plain `fn` (no code per test
+        // beyond the body itself); one with fixtures borrows them and goes as a closure.
+        let body = if fixture_types.is_empty() {
+            quote!(__call.call_fn(|| #p::TestOutput::into_result(#call)))
+        } else {
+            quote! {
                 #(let #fixture_vars = __call.fixture::<#fixture_types>()?;)*
                 __call.call(|| #p::TestOutput::into_result(#call))
             }
-            #p::inventory::submit! {
-                #p::TestDef {
-                    module_path: ::core::module_path!(),
-                    function: #fn_name_str,
-                    case: #case_id_tokens,
-                    markers: &[#(#all_markers),*],
-                    file: ::core::file!(),
-                    package_dir: ::core::env!("CARGO_MANIFEST_DIR"),
-                    line: ::core::line!(),
-                    settings: #settings,
-                    fixtures: &[#(#p::FixtureRef::of::<#fixture_types>()),*],
-                    run: #runner,
-                }
+        };
+        let runner = format_ident!("__reliability_run_{}", index.unwrap_or(0));
+        let def = format_ident!("__RELIABILITY_TEST_{}", index.unwrap_or(0));
+        registrations.push(quote! {
+            fn #runner(__call: &mut #p::TestCall<'_>) -> ::core::result::Result<(), #p::Interrupted> {
+                #body
             }
+            #[#p::linkme::distributed_slice(#p::TESTS)]
+            #[linkme(crate = #p::linkme)]
+            static #def: #p::TestDef = #p::TestDef {
+                path: ::core::concat!(::core::module_path!(), "::", #name_tail),
+                markers: &[#(#all_markers),*],
+                file: ::core::file!(),
+                package_dir: ::core::env!("CARGO_MANIFEST_DIR"),
+                line: ::core::line!(),
+                settings: #settings,
+                fixtures: &[#(#p::FixtureRef::of::<#fixture_types>()),*],
+                run: #runner,
+            };
         });
     }
 

@@ -40,7 +40,7 @@ impl Durations {
                 .iter()
                 .map(|a| (a.phases.setup + a.phases.call + a.phases.teardown).as_secs_f64())
                 .sum();
-            self.seconds.insert(report.name.clone(), total);
+            self.seconds.insert(report.name.to_string(), total);
         }
     }
 
@@ -59,7 +59,7 @@ mod tests {
 
     fn report(name: &str, outcome: Outcome, calls: &[u64]) -> TestReport {
         TestReport {
-            name: name.into(),
+            name: name.to_owned().into(),
             markers: Vec::new(),
             outcome: outcome.clone(),
             attempts: calls

@@ -200,7 +200,7 @@ fn test_case(xml: &mut Xml, report: &TestReport) {
     let suite = suite_of(&report.name);
     // The name after its suite (a root test, with no suite, keeps its whole name).
     let name = if suite.is_empty() && !report.name.starts_with("::") {
-        report.name.as_str()
+        &*report.name
     } else {
         &report.name[suite.len() + 2..]
     };
@@ -312,7 +312,7 @@ fn reference_properties(report: &TestReport) -> Vec<quick_junit::Property> {
         Property::new("outcome", report.outcome.label()),
         Property::new("markers", report.markers.join(",")),
         Property::new("attempts", report.attempts.len().to_string()),
-        Property::new("isolation", report.isolation.as_str()),
+        Property::new("isolation", &*report.isolation),
     ];
     let Some(m) = report.attempts.last().map(|a| &a.measurements) else { return props };
     props.push(Property::new("cpu_seconds", format!("{:.6}", m.cpu_seconds.total())));
@@ -375,7 +375,7 @@ fn reference(run: &RunInfo, reports: &[TestReport]) -> Result<String, String> {
             }
             _ => TestCaseStatus::success(),
         };
-        let name = report.name.split_once("::").map_or(report.name.as_str(), |(_, rest)| rest);
+        let name = report.name.split_once("::").map_or(&*report.name, |(_, rest)| rest);
         let mut case = TestCase::new(name, status);
         case.set_classname(suite_of(&report.name))
             .set_time(report.attempts.last().map_or(Duration::ZERO, |a| a.phases.total()))
@@ -401,7 +401,7 @@ mod tests {
 
     fn report(name: &str, outcome: Outcome, attempts: Vec<Outcome>) -> TestReport {
         TestReport {
-            name: name.into(),
+            name: name.to_owned().into(),
             markers: vec!["e2e".into()],
             outcome,
             attempts: attempts.into_iter().map(Attempt::bare).collect(),
@@ -456,7 +456,7 @@ mod tests {
             .latency
             .insert("send".into(), LatencySummary { count: 3, p50: 0.001, p99: 0.5, ..LatencySummary::default() });
         let with = |name: &str, outcome: Outcome, attempts: Vec<Attempt>, output: &str| TestReport {
-            name: name.into(),
+            name: name.to_owned().into(),
             markers: vec!["e2e".into(), "slow".into()],
             outcome,
             attempts,

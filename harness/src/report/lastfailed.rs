@@ -30,9 +30,9 @@ impl LastFailed {
     pub fn update(&mut self, reports: &[TestReport], flaky_fails: bool) {
         for report in reports {
             if report.outcome.is_failure(flaky_fails) {
-                self.failed.insert(report.name.clone());
+                self.failed.insert(report.name.to_string());
             } else if !matches!(report.outcome, Outcome::NotRun { .. }) {
-                self.failed.remove(&report.name);
+                self.failed.remove(&*report.name);
             }
         }
     }
@@ -49,7 +49,7 @@ mod tests {
 
     fn report(name: &str, outcome: Outcome) -> TestReport {
         TestReport {
-            name: name.into(),
+            name: name.to_owned().into(),
             markers: vec![],
             outcome,
             attempts: vec![],

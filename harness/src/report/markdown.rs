@@ -23,10 +23,8 @@ pub fn render(run: &RunInfo, reports: &[TestReport]) -> String {
             let _ = writeln!(out, "- `{}`: {} — {first}", r.name, r.outcome.label());
         }
     }
-    let mut slow: Vec<(&str, f64)> = reports
-        .iter()
-        .filter_map(|r| r.attempts.last().map(|a| (r.name.as_str(), a.phases.total().as_secs_f64())))
-        .collect();
+    let mut slow: Vec<(&str, f64)> =
+        reports.iter().filter_map(|r| r.attempts.last().map(|a| (&*r.name, a.phases.total().as_secs_f64()))).collect();
     slow.sort_by(|a, b| b.1.total_cmp(&a.1));
     if !slow.is_empty() {
         let _ = writeln!(out, "\n| slowest | seconds |\n|---|---:|");

@@ -145,7 +145,7 @@ mod tests {
             tests: names
                 .iter()
                 .map(|n| TestReport {
-                    name: (*n).into(),
+                    name: n.to_string().into(),
                     markers: Vec::new(),
                     outcome: Outcome::Passed,
                     attempts: Vec::new(),
@@ -161,7 +161,7 @@ mod tests {
     fn shards_join_into_one_run_sorted_by_name() {
         let shards = [shard("b", Some("hash:2/2"), &["z", "a"], 100.0), shard("a", Some("hash:1/2"), &["m"], 95.0)];
         let (run, tests) = merge(&shards).unwrap_or_else(|e| panic!("{e}"));
-        let names: Vec<&str> = tests.iter().map(|t| t.name.as_str()).collect();
+        let names: Vec<&str> = tests.iter().map(|t| &*t.name).collect();
         assert_eq!(names, ["a", "m", "z"]);
         assert_eq!((run.started_unix, run.duration_seconds, run.partition), (95.0, 15.0, None));
         assert_eq!(run.host, "host-a,host-b");

@@ -291,7 +291,7 @@ fn emit_suites(
 /// The per-test series.
 fn emit_tests(f: &mut Sink<'_>, selected: &[&TestReport]) {
     for report in selected {
-        let (suite, test, outcome) = (suite_of(&report.name), report.name.as_str(), report.outcome.label());
+        let (suite, test, outcome) = (suite_of(&report.name), &*report.name, report.outcome.label());
         let st: &[(&str, &str)] = &[("suite", suite), ("test", test)];
         f.add(
             "reliability_test_outcome",

@@ -53,7 +53,7 @@ impl Summary {
         if let Some(n) = durations {
             let mut phases: Vec<(Duration, &str, &str)> = reports
                 .iter()
-                .flat_map(|r| r.attempts.iter().map(move |a| (a, r.name.as_str())))
+                .flat_map(|r| r.attempts.iter().map(move |a| (a, &*r.name)))
                 .flat_map(|(a, name)| {
                     [
                         (a.phases.setup, "setup", name),

@@ -25,7 +25,7 @@ pub(crate) struct Teardown {
 /// Runs one attempt of `test` in this thread.
 pub(crate) fn execute(test: &TestCase, shared: &Shared, teardown: Teardown) -> Attempt {
     install_panic_hook();
-    let _current = crate::fixture::CurrentTest::enter(&test.name);
+    let _current = crate::fixture::CurrentTest::enter(test.name);
     if let Some(skip_if) = test.settings.skip_if
         && (skip_if.condition)()
     {

@@ -108,7 +108,7 @@ fn die_with_parent(cmd: &mut Command) {
 fn child_command(spec: &ChildSpec<'_>, result_path: &Path) -> Result<Command, Box<ChildRun>> {
     let exe = std::env::current_exe().map_err(|err| Box::new(failed_to("failed to find the test executable", err)))?;
     let mut cmd = Command::new(exe);
-    cmd.arg(&spec.test.name)
+    cmd.arg(spec.test.name)
         .arg("--exact")
         .env(CHILD_ENV, result_path)
         .env_remove(MEMORY_ENV)
@@ -186,7 +186,7 @@ pub(crate) fn run_child(spec: &ChildSpec<'_>) -> ChildRun {
     let child = match spawned {
         Ok(child) => child,
         Err(err) => {
-            capture.finish(spec.scratch, &spec.test.name);
+            capture.finish(spec.scratch, spec.test.name);
             return failed_to("failed to start the test process", err);
         }
     };
@@ -198,7 +198,7 @@ pub(crate) fn run_child(spec: &ChildSpec<'_>) -> ChildRun {
     // The test may have left its own children behind in the group.
     kill_group(pid);
     crate::run::signals::child_ended(group);
-    let captured = capture.finish(spec.scratch, &spec.test.name);
+    let captured = capture.finish(spec.scratch, spec.test.name);
 
     let result = std::fs::read(&result_path).ok().and_then(|bytes| serde_json::from_slice::<Attempt>(&bytes).ok());
     let _ = std::fs::remove_file(&result_path);

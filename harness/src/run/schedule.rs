@@ -8,13 +8,12 @@
 //! have the machine alone, and lets a test claim `threads = N` slots; `--maxfail` and
 //! interrupts turn tests that have not started into *not run*; retries make *flaky* outcomes.
 //!
-//! Each final [`TestReport`] is sent down one channel to the reporters; nothing else is
-//! shared between workers but atomics and the fixture stores.
+//! Each final [`TestReport`] is appended to one vector the reporters read (`RunCtx::events`);
+//! nothing else is shared between workers but atomics and the fixture stores.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::mpsc::Sender;
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -138,7 +137,10 @@ pub(crate) struct RunCtx {
     pub(crate) config_path: Option<PathBuf>,
     pub(crate) scratch: PathBuf,
     pub(crate) heap_profile_dir: Option<PathBuf>,
-    pub(crate) events: Sender<TestReport>,
+    /// Every final report, in the order tests finished. A vector sized to the run before it
+    /// starts, not a channel: a channel's blocks held all 10,000 reports of a big run until
+    /// its end, and collecting them copied them all once more.
+    pub(crate) events: Mutex<Vec<TestReport>>,
     /// The run's trace ids and attempt times, when the run is traced.
     pub(crate) trace: Option<Arc<crate::measure::trace::RunTrace>>,
     /// What runs now, when a progress line is drawn.
@@ -179,7 +181,7 @@ impl RunCtx {
             scratch: &self.scratch,
             heap_profile: self.heap_profile_dir.as_deref(),
             interrupted: &self.interrupted,
-            traceparent: self.trace.as_ref().map(|t| t.traceparent(&test.name, number)),
+            traceparent: self.trace.as_ref().map(|t| t.traceparent(test.name, number)),
         };
         let run = run_child(&spec);
         (run.attempt, run.output)
@@ -190,7 +192,7 @@ impl RunCtx {
     pub(crate) fn run_test(&self, job: usize, test: &TestCase, watch: Option<&Watch<Resume>>) -> Option<Reply> {
         let isolation = self.isolation_of(test);
         if let Some(live) = &self.live {
-            live.start(&test.name);
+            live.start(test.name);
         }
         if let Some(reason) = self.stop_reason() {
             return Some(self.conclude(test, isolation, vec![not_run(reason)], Captured::default()));
@@ -236,10 +238,10 @@ impl RunCtx {
     fn timed_out(&self, test: &TestCase, isolation: Isolation, state: &mut Resume) {
         // Its thread may be stuck in a fixture's setup: tests waiting for that fixture must
         // not wait for a thread nobody will ever join.
-        self.shared.abandon(&test.name);
+        self.shared.abandon(test.name);
         let number = state.attempts.len() as u32 + 1;
         if let (Some(trace), Some(started)) = (&self.trace, state.started) {
-            trace.record(&test.name, number, started, std::time::SystemTime::now());
+            trace.record(test.name, number, started, std::time::SystemTime::now());
         }
         let mut attempt = Attempt {
             phases: Phases { call: state.limit, ..Phases::default() },
@@ -307,7 +309,7 @@ impl RunCtx {
                 (Isolation::Process, _, _) => self.child_attempt(test, timeout, number),
             };
             if let (Some(trace), Some(started)) = (&self.trace, started) {
-                trace.record(&test.name, number, started, std::time::SystemTime::now());
+                trace.record(test.name, number, started, std::time::SystemTime::now());
             }
             attempt.measurements.shared = shared_process;
             state.attempts.push(attempt);
@@ -319,7 +321,7 @@ impl RunCtx {
     /// returned as what libtest prints.
     fn conclude(&self, test: &TestCase, isolation: Isolation, attempts: Vec<Attempt>, output: Captured) -> Reply {
         if let Some(live) = &self.live {
-            live.finish(&test.name);
+            live.finish(test.name);
         }
         let mut outcome = final_outcome(&attempts);
         if isolation == Isolation::Thread {
@@ -330,20 +332,20 @@ impl RunCtx {
             self.failures.fetch_add(1, Ordering::SeqCst);
         }
         let report = TestReport {
-            name: test.name.clone(),
+            name: test.name.into(),
             markers: test.markers.iter().map(|m| m.to_string()).collect(),
             outcome,
             attempts,
             output: output.text,
             output_bytes: output.bytes,
-            isolation: isolation.label().to_string(),
+            isolation: isolation.label().into(),
         };
         let reply = match &report.outcome {
             _ if failed => Err(failure_message(&report).into()),
             Outcome::Skipped { reason } | Outcome::NotRun { reason } => Ok(Completion::ignored_with(reason)),
             _ => Ok(Completion::Completed),
         };
-        let _ = self.events.send(report);
+        self.events.lock().unwrap_or_else(|e| e.into_inner()).push(report);
         reply
     }
 

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::fixture::{FixtureRef, Provider, Shared, SharedFixture};
+use crate::fixture::{FixtureRef, Provider, Shared};
 use crate::registry::TestCase;
 
 /// Set in a child: the parent's socket for shared session fixtures.
@@ -130,7 +130,7 @@ impl ShareServer {
     /// Serves the shared fixtures that `tests` take directly or that are registered; a setup
     /// may take at most `bound`.
     pub(crate) fn start(shared: Arc<Shared>, tests: &[TestCase], bound: Duration) -> std::io::Result<ShareServer> {
-        let registered = inventory::iter::<SharedFixture>.into_iter().map(|r| r.0);
+        let registered = crate::fixture::SHARED_FIXTURES.iter().map(|r| r.0);
         let direct = tests.iter().flat_map(|t| t.fixtures.iter().copied());
         let known = registered.chain(direct).filter(|f| (f.shared)()).map(|f| ((f.type_name)(), f)).collect();
         let catalogue =
@@ -218,14 +218,12 @@ mod tests {
             Ok(())
         }
         TestCase::from_def(&crate::registry::TestDef {
-            module_path: "x",
-            function: "t",
-            case: None,
+            path: "x::t",
             markers: &[],
             file: "f.rs",
             package_dir: "",
             line: 1,
-            settings: crate::registry::Settings::DEFAULT,
+            settings: None,
             fixtures,
             run: ok,
         })

@@ -146,14 +146,14 @@ mod tests {
         Ok(())
     }
 
-    fn test(name: &str, markers: &[&'static str]) -> TestCase {
+    fn test(name: &'static str, markers: &[&'static str]) -> TestCase {
         TestCase {
-            name: name.to_string(),
+            name,
             markers: markers.to_vec(),
             file: "f.rs",
             package_dir: "",
             line: 1,
-            settings: crate::registry::Settings::DEFAULT,
+            settings: &crate::registry::Settings::DEFAULT,
             fixtures: &[],
             run: ok,
         }
