@@ -15,7 +15,9 @@
 //!    libtest (the same 10,000 test functions, compiled here with `rustc --test`),
 //!    best of 5 medians of 3 runs each. Target: at most 0.1 s either way. And the peak RSS of
 //!    each, exact: this program re-runs itself as the measured process's parent, which reads
-//!    `getrusage(RUSAGE_CHILDREN)` once that process is gone. Target: at most 2x bare.
+//!    `getrusage(RUSAGE_CHILDREN)` once that process is gone. Target: at most 2x bare. The
+//!    same suite linked with packed relative relocations (`many-suite-relr`) is measured too:
+//!    what the README's advice to large suites saves.
 //!
 //! Run from the workspace root:
 //! `cargo build --release -p harness-selftest --bins && target/release/overhead-bench`
@@ -144,7 +146,7 @@ fn main() -> Result<(), String> {
     }
     let fastest = |runs: Vec<Duration>| runs.into_iter().min().unwrap_or_default();
     let (bare, on, on_alloc) = (fastest(bare), fastest(on), fastest(on_alloc));
-    let whole = whole_process(&suite_alloc, &sibling("many-bare")?, &scratch, threads)?;
+    let whole = whole_process(&suite_alloc, &sibling("many-suite-relr")?, &sibling("many-bare")?, &scratch, threads)?;
     let _ = std::fs::remove_dir_all(&scratch);
 
     let per_test = |total: Duration, base: Duration| total.saturating_sub(base).as_secs_f64() / TESTS * 1e3;
@@ -181,7 +183,7 @@ struct Whole {
     std: Duration,
     ours: Duration,
     ours_timeout: Duration,
-    rss: [u64; 4],
+    rss: [u64; 5],
 }
 
 impl Whole {
@@ -208,6 +210,7 @@ impl Whole {
             "std libtest",
             "reliability (counting allocator)",
             "reliability, default timeout 120 s",
+            "reliability, packed relocations (RELR)",
         ];
         let bare = self.rss[0].max(1) as f64;
         for (i, (label, rss)) in labels.iter().zip(self.rss).enumerate() {
@@ -247,7 +250,7 @@ fn std_suite_source() -> String {
     src
 }
 
-fn whole_process(ours: &Path, bare: &Path, scratch: &Path, threads: &str) -> Result<Whole, String> {
+fn whole_process(ours: &Path, ours_relr: &Path, bare: &Path, scratch: &Path, threads: &str) -> Result<Whole, String> {
     std::fs::create_dir_all(scratch).map_err(|e| format!("{}: {e}", scratch.display()))?;
     let source = scratch.join("many_std.rs");
     std::fs::write(&source, std_suite_source()).map_err(|e| format!("{}: {e}", source.display()))?;
@@ -284,6 +287,7 @@ fn whole_process(ours: &Path, bare: &Path, scratch: &Path, threads: &str) -> Res
         peak_rss("std libtest", &run(&std_bin, &["-q"])())?,
         peak_rss("reliability", &run(ours, &["--isolation", "thread", "-q"])())?,
         peak_rss("reliability with a timeout", &run(ours, &["--isolation", "thread", "-q", "--timeout", "120"])())?,
+        peak_rss("reliability, packed relocations", &run(ours_relr, &["--isolation", "thread", "-q"])())?,
     ];
     Ok(Whole { bare: fastest(b), std: fastest(s), ours: fastest(o), ours_timeout: fastest(t), rss })
 }
