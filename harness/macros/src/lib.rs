@@ -1,8 +1,9 @@
 //! The `#[test]` attribute of `reliability-harness`.
 //!
 //! It leaves the function as written and registers it (once, or once per `#[case]`) with the
-//! harness through `linkme` (a static the linker gathers into one slice), so that there is no central list of tests to maintain. All the
-//! logic lives in the harness crate; this crate only turns syntax into a static `TestDef`.
+//! harness through `linkme` (a static the linker gathers into one slice), so that there is no
+//! central list of tests to maintain. All the logic lives in the harness crate; this crate only
+//! turns syntax into a static `TestDef`.
 //!
 //! ```ignore
 //! #[reliability_harness::test(e2e, slow)]
