@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use reliability_benches::inputs::{MARK_EXPRESSION, count_matches, marker_sets, reports};
-use reliability_harness::registry::{Settings, TestCase};
+use reliability_harness::registry::{Settings, TestCase, TestDef};
 use reliability_harness::select::expr::Expr;
 
 reliability_harness::global_allocator!();
@@ -23,20 +23,27 @@ fn trivial(
     call.call(|| Ok(()))
 }
 
+static TRIVIAL: TestDef = TestDef {
+    path: "bench::trivial",
+    markers: &[],
+    file: file!(),
+    package_dir: "",
+    line: line!(),
+    settings: None,
+    fixtures: &[],
+    run: trivial,
+};
+
 fn trivial_tests() -> Vec<TestCase> {
     (0..TESTS)
         .map(|i| TestCase {
             name: format!("bench::trivial_{i:03}").leak(),
             markers: Vec::new(),
-            file: file!(),
-            package_dir: "",
-            line: line!(),
             settings: &Settings {
                 isolation: Some(reliability_harness::__private::Isolation::Thread),
                 ..Settings::DEFAULT
             },
-            fixtures: &[],
-            run: trivial,
+            def: &TRIVIAL,
         })
         .collect()
 }

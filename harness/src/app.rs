@@ -91,7 +91,8 @@ pub fn run(tests: Vec<TestCase>, args: Vec<OsString>, env: &dyn Fn(&str) -> Opti
     };
 
     let manifest_dir = env("CARGO_MANIFEST_DIR").map(PathBuf::from);
-    let compiled_in = tests.first().map(|t| std::path::Path::new(t.package_dir)).filter(|d| !d.as_os_str().is_empty());
+    let compiled_in =
+        tests.first().map(|t| std::path::Path::new(t.def.package_dir)).filter(|d| !d.as_os_str().is_empty());
     let config = Config::discover(cli.config.as_ref(), manifest_dir.as_deref(), compiled_in)?;
     for test in &tests {
         for marker in &test.markers {

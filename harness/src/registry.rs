@@ -103,48 +103,33 @@ pub struct TestCase {
     pub name: &'static str,
     /// Markers, deduplicated, in the order written.
     pub markers: Vec<&'static str>,
-    /// Source file of the definition.
-    pub file: &'static str,
-    /// See [`TestDef::package_dir`].
-    pub package_dir: &'static str,
-    /// Source line of the definition.
-    pub line: u32,
-    /// Settings from the attribute (a reference: 10,000 copies of `Settings` were 1 MB).
+    /// Settings from the attribute, or the defaults (a reference: 10,000 copies of `Settings`
+    /// were 1 MB).
     pub settings: &'static Settings,
-    /// Shared-fixture hooks of the fixtures it takes.
-    pub fixtures: &'static [FixtureRef],
-    /// The body.
-    pub run: RunFn,
+    /// The definition: location, fixtures and body, read from the static rather than copied
+    /// into every case.
+    pub def: &'static TestDef,
 }
 
 impl TestCase {
     /// Builds the stable name and marker list from a definition.
-    pub fn from_def(def: &TestDef) -> TestCase {
+    pub fn from_def(def: &'static TestDef) -> TestCase {
         TestCase::named(name_of(def), def)
     }
 
-    fn named(name: &'static str, def: &TestDef) -> TestCase {
+    fn named(name: &'static str, def: &'static TestDef) -> TestCase {
         let mut markers: Vec<&'static str> = Vec::with_capacity(def.markers.len());
         for marker in def.markers {
             if !markers.contains(marker) {
                 markers.push(marker);
             }
         }
-        TestCase {
-            name,
-            markers,
-            file: def.file,
-            package_dir: def.package_dir,
-            line: def.line,
-            settings: def.settings.unwrap_or(&Settings::DEFAULT),
-            fixtures: def.fixtures,
-            run: def.run,
-        }
+        TestCase { name, markers, settings: def.settings.unwrap_or(&Settings::DEFAULT), def }
     }
 
     /// `file:line` of the definition.
     pub fn location(&self) -> String {
-        format!("{}:{}", self.file, self.line)
+        format!("{}:{}", self.def.file, self.def.line)
     }
 
     /// Whether the test carries `marker`.
@@ -191,8 +176,8 @@ pub fn find(name: &str) -> Option<TestCase> {
 ///
 /// Every process pays this at start-up (each child of a process-isolated run too), so it sorts
 /// small `(name, &def)` pairs rather than whole test cases; names are slices of the statics.
-pub fn from_defs<'a>(defs: impl IntoIterator<Item = &'a TestDef>) -> Result<Vec<TestCase>, DuplicateName> {
-    let mut named: Vec<(&'static str, &TestDef)> = defs.into_iter().map(|def| (name_of(def), def)).collect();
+pub fn from_defs(defs: impl IntoIterator<Item = &'static TestDef>) -> Result<Vec<TestCase>, DuplicateName> {
+    let mut named: Vec<(&'static str, &'static TestDef)> = defs.into_iter().map(|def| (name_of(def), def)).collect();
     named.sort_unstable_by(|a, b| a.0.cmp(b.0));
     for pair in named.windows(2) {
         if pair[0].0 == pair[1].0 {
@@ -226,8 +211,9 @@ mod tests {
 
     #[test]
     fn names_drop_the_crate_and_carry_the_case_id() {
-        let defs = [def("reliability::delivery::baseline"), def("reliability::top"), def("reliability::a::b::p[10-x]")];
-        let tests = from_defs(&defs).unwrap();
+        static DEFS: [TestDef; 3] =
+            [def("reliability::delivery::baseline"), def("reliability::top"), def("reliability::a::b::p[10-x]")];
+        let tests = from_defs(&DEFS).unwrap();
         let names: Vec<&str> = tests.iter().map(|t| t.name).collect();
         assert_eq!(names, ["a::b::p[10-x]", "delivery::baseline", "top"]);
         assert_eq!(tests[0].markers, ["e2e", "slow"]);
@@ -238,17 +224,18 @@ mod tests {
     #[test]
     fn a_definition_and_a_case_stay_small() {
         assert!(std::mem::size_of::<TestDef>() <= 104, "TestDef: {} bytes", std::mem::size_of::<TestDef>());
-        assert!(std::mem::size_of::<TestCase>() <= 112, "TestCase: {} bytes", std::mem::size_of::<TestCase>());
-        let plain = def("c::m::t");
-        assert!(plain.settings.is_none());
-        let case = TestCase::from_def(&plain);
-        assert!(std::ptr::eq(case.name, &plain.path[3..]), "the name is a slice of the static, not a copy");
+        assert!(std::mem::size_of::<TestCase>() <= 56, "TestCase: {} bytes", std::mem::size_of::<TestCase>());
+        static PLAIN: TestDef = def("c::m::t");
+        assert!(PLAIN.settings.is_none());
+        let case = TestCase::from_def(&PLAIN);
+        assert!(std::ptr::eq(case.name, &PLAIN.path[3..]), "the name is a slice of the static, not a copy");
+        assert!(std::ptr::eq(case.def, &PLAIN), "the case reads its definition, not a copy");
     }
 
     #[test]
     fn duplicate_names_are_refused_with_both_locations() {
-        let defs = [def("c::m::t"), def("c::m::t")];
-        let err = from_defs(&defs).unwrap_err();
+        static DEFS: [TestDef; 2] = [def("c::m::t"), def("c::m::t")];
+        let err = from_defs(&DEFS).unwrap_err();
         assert_eq!(err.name, "m::t");
         assert!(err.to_string().contains("f.rs:1 and f.rs:1"));
     }

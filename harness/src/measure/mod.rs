@@ -30,7 +30,7 @@ pub use alloc::{AllocCounters, CountingAlloc, counters, peak, reset_peak};
 #[cfg(feature = "dhat-heap")]
 pub use dhat;
 
-use crate::measure::figures::Figures;
+use crate::measure::figures::SparseFigures;
 
 /// Whether the metrics layer is on (`--no-metrics` turns it off, for overhead benchmarks).
 static ENABLED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
@@ -118,7 +118,7 @@ pub struct Measurements {
     pub series: Vec<ResourceSample>,
     /// Latencies, throughputs and values the test recorded.
     #[serde(default)]
-    pub figures: Figures,
+    pub figures: SparseFigures,
 }
 
 /// Builds measurements from the four phase boundaries: before setup, after setup, after the

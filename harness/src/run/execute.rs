@@ -31,7 +31,7 @@ pub(crate) fn execute(test: &TestCase, shared: &Shared, teardown: Teardown) -> A
     {
         return Attempt::bare(Outcome::Skipped { reason: skip_if.reason.to_string() });
     }
-    let fixtures = !test.fixtures.is_empty();
+    let fixtures = !test.def.fixtures.is_empty();
     if fixtures {
         // The fixture runtime's threads are the harness's allocations, not the test's.
         let _ = runtime();
@@ -39,7 +39,7 @@ pub(crate) fn execute(test: &TestCase, shared: &Shared, teardown: Teardown) -> A
     heap::reset_peak();
     let start = Snapshot::take();
     let mut call = TestCall::new(shared, test.suite(), start, fixtures);
-    let _ = (test.run)(&mut call);
+    let _ = (test.def.run)(&mut call);
     // Setup failed or skipped: the body never ran, so its phase is empty.
     let after_setup = call.marks[1].unwrap_or_else(Snapshot::take);
     let after_call = call.marks[2].unwrap_or(after_setup);
@@ -49,7 +49,7 @@ pub(crate) fn execute(test: &TestCase, shared: &Shared, teardown: Teardown) -> A
     let after_teardown = if fixtures { Snapshot::take() } else { after_call };
     let peak_heap = if measure::enabled() { heap::peak() } else { None };
     let mut measurements = measure::between([start, after_setup, after_call, after_teardown], peak_heap);
-    measurements.figures = figures;
+    measurements.figures = figures.into();
     if teardown.suite
         && let Some(mut store) = shared.lock_suites().remove(test.suite())
     {

@@ -131,7 +131,7 @@ impl ShareServer {
     /// may take at most `bound`.
     pub(crate) fn start(shared: Arc<Shared>, tests: &[TestCase], bound: Duration) -> std::io::Result<ShareServer> {
         let registered = crate::fixture::SHARED_FIXTURES.iter().map(|r| r.0);
-        let direct = tests.iter().flat_map(|t| t.fixtures.iter().copied());
+        let direct = tests.iter().flat_map(|t| t.def.fixtures.iter().copied());
         let known = registered.chain(direct).filter(|f| (f.shared)()).map(|f| ((f.type_name)(), f)).collect();
         let catalogue =
             Arc::new(Catalogue { shared, known, answers: Mutex::new(HashMap::new()), answered: Condvar::new(), bound });
@@ -217,7 +217,8 @@ mod tests {
         fn ok(_: &mut crate::call::TestCall<'_>) -> Result<(), crate::call::Interrupted> {
             Ok(())
         }
-        TestCase::from_def(&crate::registry::TestDef {
+        // A definition for the test's lifetime: cases read theirs from a static.
+        TestCase::from_def(Box::leak(Box::new(crate::registry::TestDef {
             path: "x::t",
             markers: &[],
             file: "f.rs",
@@ -226,7 +227,7 @@ mod tests {
             settings: None,
             fixtures,
             run: ok,
-        })
+        })))
     }
 
     #[test]

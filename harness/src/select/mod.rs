@@ -146,17 +146,19 @@ mod tests {
         Ok(())
     }
 
+    static DEF: crate::registry::TestDef = crate::registry::TestDef {
+        path: "c::t",
+        markers: &[],
+        file: "f.rs",
+        package_dir: "",
+        line: 1,
+        settings: None,
+        fixtures: &[],
+        run: ok,
+    };
+
     fn test(name: &'static str, markers: &[&'static str]) -> TestCase {
-        TestCase {
-            name,
-            markers: markers.to_vec(),
-            file: "f.rs",
-            package_dir: "",
-            line: 1,
-            settings: &crate::registry::Settings::DEFAULT,
-            fixtures: &[],
-            run: ok,
-        }
+        TestCase { name, markers: markers.to_vec(), settings: &crate::registry::Settings::DEFAULT, def: &DEF }
     }
 
     fn flag(value: &str, flag: &'static str) -> Sourced<String> {
