@@ -124,8 +124,8 @@ pub(crate) fn load_cache<T: serde::de::DeserializeOwned + Default>(path: &Path) 
 
 /// Writes a JSON cache.
 pub(crate) fn save_cache<T: serde::Serialize>(path: &Path, value: &T) -> Result<PathBuf, String> {
-    let json = serde_json::to_vec_pretty(value).map_err(|e| format!("failed to encode {}: {e}", path.display()))?;
-    write_file(path, &json)?;
+    // Streamed like the reports: the durations of 10,000 tests were a 0.5 MB buffer.
+    write_with(path, |file| serde_json::to_writer_pretty(file, value).map_err(std::io::Error::from))?;
     Ok(path.to_path_buf())
 }
 

@@ -2,8 +2,8 @@
 //! util-linux's `script`, 24 rows) it reserves the last row with a scroll region, draws
 //! `[done/total]`, the ETA once durations are recorded, and gives the terminal back; piped,
 //! in the terse or JSON format, under cargo-nextest or turned off, it draws nothing.
-//! `RELIABILITY_PROGRESS=always` draws from the start and at least once, so no assertion
-//! depends on how long a test runs.
+//! `RELIABILITY_PROGRESS=always` draws from the start and at least once, and a drawn line is
+//! drawn a last time when the run ends, so no assertion depends on how long a test runs.
 
 #![expect(clippy::unwrap_used, reason = "tests: a panic is the failure report")]
 

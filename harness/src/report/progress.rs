@@ -127,10 +127,12 @@ fn draw(
     let mut drawn = false;
     let mut last = begun;
     loop {
-        // Checks the stop often and redraws every 250 ms after `delay`; with no delay, draws at
-        // least once, however soon the run ends.
+        // Checks the stop often and redraws every 250 ms after `delay`. A line once drawn is
+        // drawn a last time when the run ends, so it shows the finished count however the
+        // redraws fell; with no delay it is drawn at least that once, however soon the run
+        // ends. A run over before `delay` draws nothing.
         let stopping = stop.load(Ordering::Acquire);
-        if stopping && (drawn || !delay.is_zero()) {
+        if stopping && !drawn && !delay.is_zero() {
             break;
         }
         if !stopping {
