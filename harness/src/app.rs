@@ -315,6 +315,9 @@ pub fn run(tests: Vec<TestCase>, args: Vec<OsString>, env: &dyn Fn(&str) -> Opti
     let printing = Arguments { test_threads: Some(1), ..libtest.clone() };
     let conclusion = libtest_mimic::run(&printing, trials);
     pool.finish();
+    // What only the run needed goes before the reports are written, where the heap peaks: the
+    // pool's result slots, the order and the cases (0.4, 0.4 and 0.56 MB for 10,000 tests).
+    drop((pool, order, tests));
     drop(progress);
     let mut reports = std::mem::take(&mut *ctx.events.lock().unwrap_or_else(|e| e.into_inner()));
     drop(share_server);

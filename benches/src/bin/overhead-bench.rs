@@ -17,7 +17,9 @@
 //!    each, exact: this program re-runs itself as the measured process's parent, which reads
 //!    `getrusage(RUSAGE_CHILDREN)` once that process is gone. Target: at most 2x bare. The
 //!    same suite linked with packed relative relocations (`many-suite-relr`) is measured too:
-//!    what the README's advice to large suites saves.
+//!    what the README's advice to large suites saves. So are one test on the harness
+//!    (`one-suite`) and one on bare libtest-mimic: the fixed costs, which leave the part of each
+//!    peak that grows with the tests.
 //!
 //! Run from the workspace root:
 //! `cargo build --release -p harness-selftest --bins && target/release/overhead-bench`
@@ -146,7 +148,12 @@ fn main() -> Result<(), String> {
     }
     let fastest = |runs: Vec<Duration>| runs.into_iter().min().unwrap_or_default();
     let (bare, on, on_alloc) = (fastest(bare), fastest(on), fastest(on_alloc));
-    let whole = whole_process(&suite_alloc, &sibling("many-suite-relr")?, &sibling("many-bare")?, &scratch, threads)?;
+    let whole = whole_process(
+        [&suite_alloc, &sibling("many-suite-relr")?, &sibling("one-suite")?],
+        &sibling("many-bare")?,
+        &scratch,
+        threads,
+    )?;
     let _ = std::fs::remove_dir_all(&scratch);
 
     let per_test = |total: Duration, base: Duration| total.saturating_sub(base).as_secs_f64() / TESTS * 1e3;
@@ -183,7 +190,9 @@ struct Whole {
     std: Duration,
     ours: Duration,
     ours_timeout: Duration,
-    rss: [u64; 5],
+    /// Peak RSS of: bare, std, ours, ours with a timeout, ours linked with RELR, ours with one
+    /// test, bare with one test.
+    rss: [u64; 7],
 }
 
 impl Whole {
@@ -211,17 +220,33 @@ impl Whole {
             "reliability (counting allocator)",
             "reliability, default timeout 120 s",
             "reliability, packed relocations (RELR)",
+            "reliability, one test (its fixed cost)",
+            "bare libtest-mimic, one test",
         ];
         let bare = self.rss[0].max(1) as f64;
+        let mib = |bytes: u64| bytes as f64 / (1024.0 * 1024.0);
         for (i, (label, rss)) in labels.iter().zip(self.rss).enumerate() {
             let ratio = rss as f64 / bare;
-            let verdict = match (i >= 2, ratio <= 2.0) {
+            let verdict = match ((2..=4).contains(&i), ratio <= 2.0) {
                 (false, _) => "",
                 (true, true) => "  (target <= 2x bare: met)",
                 (true, false) => "  (target <= 2x bare: NOT met)",
             };
-            println!("  {label:<40} {:>7.1} MiB {ratio:>6.1}x{verdict}", rss as f64 / (1024.0 * 1024.0));
+            println!("  {label:<40} {:>7.1} MiB {ratio:>6.1}x{verdict}", mib(rss));
         }
+        let [bare_all, _, ours_all, _, _, ours_one, bare_one] = self.rss;
+        let grows = |all: u64, one: u64| all.saturating_sub(one);
+        let budget = (2 * bare_all).saturating_sub(ours_one);
+        println!(
+            "  grows with 9,999 more tests: reliability {:.1} MiB ({} bytes a test), bare {:.1} MiB ({} bytes a test); \
+             2x bare leaves reliability {:.1} MiB ({} bytes a test) above its fixed cost",
+            mib(grows(ours_all, ours_one)),
+            grows(ours_all, ours_one) / 9_999,
+            mib(grows(bare_all, bare_one)),
+            grows(bare_all, bare_one) / 9_999,
+            mib(budget),
+            budget / 9_999,
+        );
     }
 }
 
@@ -250,7 +275,9 @@ fn std_suite_source() -> String {
     src
 }
 
-fn whole_process(ours: &Path, ours_relr: &Path, bare: &Path, scratch: &Path, threads: &str) -> Result<Whole, String> {
+/// `ours`: the 10,000-test suite, the same linked with RELR, and the one-test suite.
+fn whole_process(ours: [&Path; 3], bare: &Path, scratch: &Path, threads: &str) -> Result<Whole, String> {
+    let [ours, ours_relr, ours_one] = ours;
     std::fs::create_dir_all(scratch).map_err(|e| format!("{}: {e}", scratch.display()))?;
     let source = scratch.join("many_std.rs");
     std::fs::write(&source, std_suite_source()).map_err(|e| format!("{}: {e}", source.display()))?;
@@ -288,6 +315,8 @@ fn whole_process(ours: &Path, ours_relr: &Path, bare: &Path, scratch: &Path, thr
         peak_rss("reliability", &run(ours, &["--isolation", "thread", "-q"])())?,
         peak_rss("reliability with a timeout", &run(ours, &["--isolation", "thread", "-q", "--timeout", "120"])())?,
         peak_rss("reliability, packed relocations", &run(ours_relr, &["--isolation", "thread", "-q"])())?,
+        peak_rss("reliability, one test", &run(ours_one, &["--isolation", "thread", "-q"])())?,
+        peak_rss("bare libtest-mimic, one test", run(bare, &["-q"])().env("MANY_BARE_TESTS", "1"))?,
     ];
     Ok(Whole { bare: fastest(b), std: fastest(s), ours: fastest(o), ours_timeout: fastest(t), rss })
 }
